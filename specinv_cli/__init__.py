@@ -1,0 +1,33 @@
+"""specinv: turn spectrograms back into audio.
+
+The public API is imported lazily so that ``import specinv_cli`` (and ``specinv --help``)
+does not pay for torch::
+
+    from specinv_cli import invert, load_spectrogram, STFTConfig, metrics
+"""
+from ._version import __version__
+
+__all__ = ["__version__", "invert", "InversionResult", "load_spectrogram", "save_audio",
+           "STFTConfig", "load_preset", "STFT", "metrics", "InputError"]
+
+_LAZY = {
+    "invert": ("api", "invert"),
+    "InversionResult": ("api", "InversionResult"),
+    "load_spectrogram": ("io", "load_spectrogram"),
+    "save_audio": ("io", "save_audio"),
+    "STFTConfig": ("config", "STFTConfig"),
+    "load_preset": ("config", "load_preset"),
+    "STFT": ("dsp", "STFT"),
+    "InputError": ("spectrogram", "InputError"),
+}
+
+
+def __getattr__(name):
+    import importlib
+
+    if name == "metrics":
+        return importlib.import_module(".metrics", __name__)
+    if name in _LAZY:
+        mod, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{mod}", __name__), attr)
+    raise AttributeError(f"module 'specinv_cli' has no attribute {name!r}")

@@ -1,0 +1,126 @@
+"""What every phase-retrieval algorithm shares: the progress monitor and initial phases.
+
+An algorithm is a function::
+
+    fn(mag, stft, *, n_iter, init, length, monitor, **options) -> waveform [..., length]
+
+- ``mag``: target magnitudes ``[..., F, T]`` (real, on the compute device, float32/float64);
+- ``stft``: a :class:`specinv_cli.dsp.STFT` for the same settings, device and dtype;
+- ``n_iter``: iterations (ignored by non-iterative methods);
+- ``init``: complex starting estimate ``[..., F, T]`` (``mag`` times a unit phase) or ``None``
+  (zero phase);
+- ``length``: samples of the output signal (``None``: ``stft.default_length(T)``);
+- ``monitor``: a :class:`Monitor`; iterative methods call ``monitor.step(i, est_mag)`` each
+  iteration and stop when it returns ``True``.
+
+Algorithms know nothing of files, the CLI or rich: progress leaves through the monitor's
+callback.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .. import metrics as _metrics
+
+__all__ = ["Progress", "Monitor", "random_phase", "zero_phase", "unit"]
+
+
+@dataclass
+class Progress:
+    """One report from a running algorithm.
+
+    ``metrics`` maps metric names to tensors of the batch shape ``mag.shape[:-2]`` (on CPU).
+    """
+
+    iteration: int
+    total: int
+    metrics: dict[str, torch.Tensor]
+    done: bool = False
+
+
+class Monitor:
+    """Evaluates the metrics every ``eval_every`` iterations, reports them and decides early stop.
+
+    Parameters
+    ----------
+    target : the magnitudes being matched, ``[..., F, T]``.
+    n_iter : planned iterations (for progress totals).
+    eval_every : evaluate every this many iterations (and at the last one).
+    tol : stop when the relative change of the loss (``||est - target|| / ||target||``) between
+        two evaluations is below ``tol`` for every item; ``0`` runs all iterations.
+    callback : called with a :class:`Progress` at each evaluation.
+    metrics : names from :data:`specinv_cli.metrics.METRICS` to compute.
+    """
+
+    def __init__(self, target: torch.Tensor | None = None, n_iter: int = 0, eval_every: int = 10,
+                 tol: float = 0.0, callback: Callable[[Progress], None] | None = None,
+                 metrics=("sc", "snr", "ser")):
+        self.target = target
+        self.n_iter = int(n_iter)
+        self.eval_every = max(1, int(eval_every))
+        self.tol = float(tol)
+        self.callback = callback
+        self.metric_names = tuple(metrics)
+        self.iterations = 0
+        self.history: list[dict] = []
+        self._prev_loss: torch.Tensor | None = None
+        self.stopped_early = False
+
+    @property
+    def active(self) -> bool:
+        return self.target is not None and (self.callback is not None or self.tol > 0)
+
+    def due(self, i: int) -> bool:
+        """Whether iteration ``i`` (1-based, completed) is evaluated."""
+        return self.active and (i % self.eval_every == 0 or i == self.n_iter)
+
+    def step(self, i: int, est_mag: torch.Tensor | Callable[[], torch.Tensor]) -> bool:
+        """Record that ``i`` iterations are done; ``est_mag`` is the current estimate's STFT
+        magnitude (or a function computing it, called only when an evaluation is due).
+        Returns ``True`` when the algorithm should stop."""
+        self.iterations = i
+        if not self.due(i):
+            return False
+        if callable(est_mag):
+            est_mag = est_mag()
+        return self.report(i, est_mag)
+
+    def report(self, i: int, est_mag: torch.Tensor, done: bool = False) -> bool:
+        values = {k: v.detach().cpu() for k, v in _metrics.compute(est_mag, self.target, self.metric_names).items()}
+        self.history.append({"iteration": i, **{k: v.tolist() for k, v in values.items()}})
+        if self.callback is not None:
+            self.callback(Progress(i, self.n_iter, values, done))
+        if self.tol > 0 and "sc" in values:
+            loss = torch.pow(10.0, values["sc"] / 20)
+            prev, self._prev_loss = self._prev_loss, loss
+            if prev is not None:
+                rel = (prev - loss).abs() / prev.clamp_min(1e-30)
+                if bool((rel < self.tol).all()):
+                    self.stopped_early = True
+                    return True
+        return False
+
+
+def unit(z: torch.Tensor, eps: float = 1e-16) -> torch.Tensor:
+    """``z / |z|`` with phase 0 where ``z == 0``."""
+    mag = z.abs()
+    return torch.where(mag > eps, z / mag.clamp_min(eps), torch.ones_like(z))
+
+
+def random_phase(shape, generator: torch.Generator | None = None, device=None,
+                 dtype=torch.complex64) -> torch.Tensor:
+    """Unit-modulus tensor with phases uniform in [-pi, pi).
+
+    Drawn on the CPU from ``generator`` so that a seed gives the same phases on every device.
+    """
+    real = torch.float64 if dtype == torch.complex128 else torch.float32
+    angle = (torch.rand(shape, generator=generator, dtype=real) * 2 - 1) * math.pi
+    return torch.polar(torch.ones_like(angle), angle).to(device=device)
+
+
+def zero_phase(shape, device=None, dtype=torch.complex64) -> torch.Tensor:
+    return torch.ones(shape, device=device, dtype=dtype)

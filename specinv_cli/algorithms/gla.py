@@ -1,0 +1,71 @@
+"""Griffin–Lim and fast Griffin–Lim.
+
+- GLA: D. Griffin and J. Lim, "Signal estimation from modified short-time Fourier transform",
+  IEEE Trans. ASSP 32(2), 1984. Alternating projections between spectrograms with the target
+  magnitude (``P_A``) and consistent spectrograms (``P_C = STFT o ISTFT``); the spectral
+  distance of the estimate never increases.
+- FGLA: N. Perraudin, P. Balazs, P. L. Søndergaard, "A fast Griffin-Lim algorithm", WASPAA 2013.
+  Adds an inertial step: ``c_n = P_C(P_A(t_{n-1}))``, ``t_n = c_n + alpha (c_n - c_{n-1})``.
+
+Shapes: ``mag [..., F, T]`` -> waveform ``[..., length]``; any leading batch dimensions.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..dsp import STFT
+from .base import Monitor
+
+__all__ = ["gla", "fgla"]
+
+
+def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
+         length: int | None = None, monitor: Monitor | None = None, alpha: float = 0.99) -> torch.Tensor:
+    """Fast Griffin–Lim (Perraudin et al. 2013); ``alpha = 0`` is plain GLA.
+
+    Parameters
+    ----------
+    mag : target magnitudes ``[..., F, T]``.
+    stft : the STFT operator (settings, device, dtype).
+    n_iter : iterations; each costs one ISTFT and one STFT.
+    init : complex initial estimate ``[..., F, T]`` (default: ``mag`` with zero phase).
+    length : output samples (default ``stft.default_length(T)``).
+    monitor : receives the consistent estimate's magnitude each iteration; may stop early.
+    alpha : momentum; the paper uses 0.99 and requires ``0 <= alpha < 1`` for its guarantees.
+
+    Example
+    -------
+    >>> import torch
+    >>> from specinv_cli.config import STFTConfig
+    >>> op = STFT(STFTConfig(n_fft=256, hop_length=64))
+    >>> x = torch.randn(1, 4096)
+    >>> y = fgla(op.forward(x).abs(), op, n_iter=5, length=4096)
+    >>> y.shape
+    torch.Size([1, 4096])
+    """
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    monitor = monitor or Monitor()
+    n_frames = mag.shape[-1]
+    if length is None:
+        length = stft.default_length(n_frames)
+    eps = torch.finfo(mag.dtype).tiny ** 0.5
+    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    c_prev = None
+    for i in range(1, n_iter + 1):
+        # P_A then P_C: keep the phase, impose the target magnitude, re-analyse.
+        c = stft.project(x * (mag / x.abs().clamp_min(eps)), length)
+        if alpha > 0 and c_prev is not None:
+            x = c + alpha * (c - c_prev)
+        else:
+            x = c
+        c_prev = c
+        if monitor.step(i, c.abs):
+            break
+    return stft.inverse(x * (mag / x.abs().clamp_min(eps)), length)
+
+
+def gla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
+        length: int | None = None, monitor: Monitor | None = None) -> torch.Tensor:
+    """Griffin–Lim (1984): alternating projections, no momentum. See :func:`fgla`."""
+    return fgla(mag, stft, n_iter=n_iter, init=init, length=length, monitor=monitor, alpha=0.0)

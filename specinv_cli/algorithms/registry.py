@@ -1,0 +1,155 @@
+"""Name -> algorithm registry.
+
+Each entry names the module and function implementing a method, a one-line summary, the paper,
+and its options with defaults. Nothing here imports torch: modules are imported when a method
+is first used, so ``specinv --help`` and ``specinv methods`` stay fast.
+
+Adding a method is one module in ``specinv_cli/algorithms/`` and one :class:`Method` below.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["Option", "Method", "REGISTRY", "get_method", "method_names", "INITS"]
+
+#: Starting phases an iterative method can be given (``--init``): ``spsi`` and ``pghi`` run
+#: that non-iterative method (with its default options) and start from its phase.
+INITS = ("random", "zero", "spsi", "pghi")
+
+
+@dataclass(frozen=True)
+class Option:
+    """A method option: ``name`` is the keyword argument; the CLI flag is ``--name`` with
+    underscores as dashes."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def check(self, value: Any, method: str) -> Any:
+        try:
+            value = self.type(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.flag} for {method} must be {self.type.__name__}, got {value!r}") from None
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"{self.flag} for {method} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+        if self.min is not None and value < self.min:
+            raise ValueError(f"{self.flag} for {method} must be >= {self.min}, got {value}")
+        if self.max is not None and value > self.max:
+            raise ValueError(f"{self.flag} for {method} must be <= {self.max}, got {value}")
+        return value
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    module: str
+    function: str
+    summary: str
+    paper: str
+    options: tuple[Option, ...] = ()
+    iterative: bool = True
+    #: Whether the method's result depends on ``init`` (non-iterative ones ignore it).
+    uses_init: bool = True
+    #: For non-iterative methods: the function returning their unit-modulus phase
+    #: ``[..., F, T]`` (used by ``--init NAME``).
+    phase_function: str | None = None
+
+    def load(self) -> Callable:
+        mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
+        return getattr(mod, self.function)
+
+    def load_phase(self) -> Callable:
+        if self.phase_function is None:
+            raise ValueError(f"method {self.name!r} does not provide an initial phase")
+        mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
+        return getattr(mod, self.phase_function)
+
+    def defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Validate user options against this method's; unknown ones are an error."""
+        by_name = {o.name: o for o in self.options}
+        unknown = [k for k in given if k not in by_name]
+        if unknown:
+            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+            accepted = ", ".join(o.flag for o in self.options) or "none"
+            raise ValueError(f"option {flags} does not apply to method {self.name!r} (its options: {accepted})")
+        out = self.defaults()
+        for k, v in given.items():
+            out[k] = by_name[k].check(v, self.name)
+        return out
+
+
+_ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; < 1 for convergence)", min=0.0)
+
+REGISTRY: dict[str, Method] = {m.name: m for m in [
+    Method("gla", "gla", "gla", "Griffin-Lim: alternating projections, monotone",
+           "Griffin & Lim, IEEE TASSP 1984"),
+    Method("fgla", "gla", "fgla", "Fast Griffin-Lim: GLA with an inertial (momentum) step",
+           "Perraudin, Balazs & Søndergaard, WASPAA 2013", (_ALPHA,)),
+    Method("agla", "agla", "agla", "Accelerated Griffin-Lim: two-step inertia on top of FGLA",
+           "Nenov, Nguyen & Balazs, ICASSP 2023 (arXiv 2306.12504)",
+           (Option("alpha", float, 0.99, "AGLA first inertial parameter", min=0.0),
+            Option("beta", float, 1.1, "AGLA second inertial parameter", min=0.0),
+            Option("gamma", float, 0.2, "AGLA third inertial parameter", min=0.0))),
+    Method("admm", "admm", "admm", "GLA-like phase recovery by ADMM",
+           "Masuyama, Yatabe & Oikawa, IEEE SPL 2019",
+           (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),)),
+    Method("rtisi-la", "rtisi", "rtisi_la", "Real-time iterative inversion with look-ahead (frame by frame)",
+           "Zhu, Beauregard & Wyse, IEEE TASLP 2007",
+           (Option("look_ahead", int, -1, "frames of look-ahead (-1: (win-1)//hop)", min=-1),
+            Option("asymmetric_window", bool, True, "asymmetric analysis window on the newest frame"),
+            Option("frame_init", str, "partial", "phase of entering frames: from the partial reconstruction or from --init",
+                   choices=("partial", "init")))),
+    Method("spsi", "spsi", "spsi", "Single pass spectrogram inversion (non-iterative)",
+           "Beauregard, Harrison & Wyse, DAFx 2015", iterative=False, uses_init=False,
+           phase_function="spsi_phase"),
+    Method("pghi", "pghi", "pghi", "Phase gradient heap integration (non-iterative)",
+           "Průša, Balazs & Søndergaard, IEEE/ACM TASLP 2017", 
+           (Option("rel_tol", float, 1e-5, "coefficients below rel_tol x max get random phase", min=0.0),),
+           iterative=False, uses_init=False, phase_function="pghi_phase"),
+    Method("lbfgs", "lbfgs", "lbfgs", "L-BFGS on the waveform against the target magnitude",
+           "Decorsière, Søndergaard, MacDonald & Dau, IEEE/ACM TASLP 2015",
+           (Option("lr", float, 1.0, "L-BFGS step length", min=0.0),
+            Option("history_size", int, 10, "L-BFGS memory", min=1),
+            Option("power", float, 1.0, "compare |STFT|^power (2: the paper's power spectrogram)", min=0.1))),
+    Method("dm", "dm", "dm", "Difference map, optionally followed by FGLA",
+           "Peer, Welker & Gerkmann, IWAENC 2022",
+           (Option("beta", float, 1.0, "difference-map relaxation", min=0.0),
+            Option("dm_iters", int, -1, "iterations run as DM before FGLA takes over (-1: all)", min=-1))),
+    Method("raar", "dm", "raar", "Relaxed averaged alternating reflections",
+           "Luke 2005; compared in Peer, Welker & Gerkmann, IWAENC 2022",
+           (Option("beta", float, 0.9, "RAAR relaxation", min=0.0, max=1.0),)),
+]}
+
+
+def method_names() -> list[str]:
+    return list(REGISTRY)
+
+
+def get_method(name: str) -> Method:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(REGISTRY)}") from None
+
+
+def all_options() -> dict[str, Option]:
+    """Every option of every method, by name (first definition wins for the CLI help)."""
+    out: dict[str, Option] = {}
+    for m in REGISTRY.values():
+        for o in m.options:
+            out.setdefault(o.name, o)
+    return out

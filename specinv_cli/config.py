@@ -1,0 +1,235 @@
+"""STFT settings and the TOML presets in ``configs/``.
+
+A preset is a TOML file with an ``[stft]`` table whose keys are the fields of
+:class:`STFTConfig`::
+
+    # configs/default.toml
+    [stft]
+    n_fft = 1024
+    hop_length = 256
+
+``load_preset("default")`` reads the packaged preset of that name; ``load_preset("my.toml")``
+reads a user's file. Unknown keys and wrong types are errors that name the file and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["STFTConfig", "ConfigError", "load_preset", "list_presets", "preset_path", "PAD_MODES"]
+
+PAD_MODES = ("reflect", "constant", "replicate", "circular")
+
+#: Window names accepted by :func:`get_window` (aliases map to the same window).
+WINDOWS = ("hann", "hamming", "blackman", "bartlett", "rectangular", "gaussian")
+_ALIASES = {"hanning": "hann", "boxcar": "rectangular", "ones": "rectangular", "rect": "rectangular",
+            "gauss": "gaussian", "triangle": "bartlett"}
+
+#: Standard deviation of the ``gaussian`` window, as a fraction of its length.
+GAUSSIAN_STD_FRACTION = 1.0 / 6.0
+
+
+def canonical_window(name: str) -> str:
+    """Canonical spelling of a window name, or ``ValueError`` listing the valid ones."""
+    key = name.lower().strip()
+    key = _ALIASES.get(key, key)
+    if key not in WINDOWS:
+        raise ValueError(f"unknown window {name!r}; choose one of {', '.join(WINDOWS)}")
+    return key
+
+
+
+
+class ConfigError(ValueError):
+    """Invalid settings or preset (the message names the source and the field)."""
+
+
+@dataclass(frozen=True)
+class STFTConfig:
+    """Framing of the spectrograms to invert (the conventions of ``torch.stft``).
+
+    Attributes
+    ----------
+    n_fft : FFT size; a one-sided spectrogram has ``n_fft // 2 + 1`` bins.
+    hop_length : samples between frames.
+    win_length : window length (``None`` = ``n_fft``); shorter windows are zero-padded centrally.
+    window : ``hann``, ``hamming``, ``blackman``, ``bartlett``, ``rectangular`` or ``gaussian``.
+    center : frame ``t`` is centred on sample ``t * hop_length`` (signal padded by ``n_fft // 2``).
+    pad_mode : padding used when ``center`` (``reflect``, ``constant``, ``replicate``, ``circular``).
+    normalized : spectrogram scaled by ``n_fft ** -0.5`` (``torch.stft(normalized=True)``).
+    sample_rate : sample rate of the audio written, in Hz.
+    onesided : the input holds ``n_fft // 2 + 1`` bins (``False``: all ``n_fft`` bins; the
+        redundant upper half is dropped since audio is real).
+    """
+
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int | None = None
+    window: str = "hann"
+    center: bool = True
+    pad_mode: str = "reflect"
+    normalized: bool = False
+    sample_rate: int = 22050
+    onesided: bool = True
+    #: Fields set explicitly (by a chosen preset or a flag), as opposed to defaults; only
+    #: explicit values are checked against the input's bin count instead of being inferred.
+    explicit: frozenset = field(default=frozenset(), compare=False, repr=False)
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def n_freqs(self) -> int:
+        """Bins of a spectrogram with these settings as stored in the input."""
+        return self.n_fft // 2 + 1 if self.onesided else self.n_fft
+
+    @property
+    def effective_win_length(self) -> int:
+        return int(self.win_length or self.n_fft)
+
+    def validate(self, source: str = "settings") -> None:
+        def need_int(name, lo=1):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ConfigError(f"{source}: {name} must be an integer >= {lo}, got {v!r}")
+
+        for name in ("n_fft", "hop_length", "sample_rate"):
+            need_int(name)
+        if self.n_fft < 2:
+            raise ConfigError(f"{source}: n_fft must be at least 2, got {self.n_fft}")
+        if self.win_length is not None:
+            need_int("win_length")
+            if self.win_length > self.n_fft:
+                raise ConfigError(f"{source}: win_length {self.win_length} is larger than n_fft {self.n_fft}")
+        if self.hop_length > self.effective_win_length:
+            raise ConfigError(f"{source}: hop_length {self.hop_length} is larger than the window "
+                              f"({self.effective_win_length}); frames would not overlap-add to the signal")
+        try:
+            canonical_window(str(self.window))
+        except ValueError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        if self.pad_mode not in PAD_MODES:
+            raise ConfigError(f"{source}: pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
+        for name in ("center", "normalized", "onesided"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
+
+    def replace(self, **changes: Any) -> "STFTConfig":
+        """Copy with ``changes`` applied; the changed fields become explicit."""
+        explicit = self.explicit | {k for k, v in changes.items() if k != "explicit"}
+        return dataclasses.replace(self, **changes, explicit=frozenset(explicit))
+
+    def with_bins(self, n_bins: int, source: str = "input") -> "STFTConfig":
+        """Settings matching a spectrogram of ``n_bins`` bins: infer ``n_fft`` or check it."""
+        if n_bins == self.n_freqs:
+            return self
+        if "n_fft" in self.explicit:
+            raise ConfigError(
+                f"{source}: {n_bins} frequency bins do not match n_fft {self.n_fft} "
+                f"(which gives {self.n_freqs} bins{'' if self.onesided else ', two-sided'}); "
+                f"drop --n-fft to infer it, or check --layout")
+        n_fft = 2 * (n_bins - 1) if self.onesided else n_bins
+        if n_fft < 2:
+            raise ConfigError(f"{source}: {n_bins} frequency bin(s) is too few for a spectrogram")
+        win = self.win_length if "win_length" in self.explicit else None
+        if win is not None and win > n_fft:
+            raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than win_length {win}")
+        hop = self.hop_length
+        if hop > (win or n_fft):
+            if "hop_length" in self.explicit:
+                raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than hop_length {hop}")
+            hop = (win or n_fft) // 4
+        return dataclasses.replace(self, n_fft=n_fft, win_length=win, hop_length=hop)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explicit"}
+
+    def to_toml(self, comment: str | None = None) -> str:
+        lines = [f"# {c}" for c in (comment or "").splitlines()]
+        lines.append("[stft]")
+        for k, v in self.to_dict().items():
+            if v is None:
+                continue
+            lines.append(f"{k} = {_toml_value(v)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_mapping(cls, data: dict, source: str = "settings", explicit: bool = True) -> "STFTConfig":
+        known = {f.name: f for f in fields(cls) if f.name != "explicit"}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(known)}")
+        try:
+            cfg = dataclasses.replace(cls(), **data, explicit=frozenset(data) if explicit else frozenset())
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("settings:", f"{source}:", 1)) from None
+        cfg.validate(source)
+        return cfg
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(v)
+
+
+# --- presets -------------------------------------------------------------------------------
+def _preset_dir() -> Path:
+    """``configs/`` of a source checkout (editable install), else the copy packaged in the wheel."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / "configs", here / "configs"):
+        if (cand / "default.toml").is_file():
+            return cand
+    raise ConfigError(f"preset folder not found (looked in {here.parent / 'configs'} and {here / 'configs'})")
+
+
+def list_presets() -> list[str]:
+    """Names of the packaged presets (``configs/*.toml``)."""
+    return sorted(p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml"))
+
+
+def preset_path(name_or_path: str):
+    """The file a ``--config`` value refers to: a packaged preset name or a path to a .toml file."""
+    p = Path(name_or_path)
+    if name_or_path.endswith(".toml") or p.exists() or "/" in name_or_path:
+        if not p.is_file():
+            raise ConfigError(f"{name_or_path}: config file not found")
+        return p
+    res = _preset_dir() / f"{name_or_path}.toml"
+    if not res.is_file():
+        raise ConfigError(f"unknown preset {name_or_path!r}; available: {', '.join(list_presets())} "
+                          f"(or give a path to a .toml file)")
+    return res
+
+
+def read_preset_text(name_or_path: str) -> str:
+    return preset_path(name_or_path).read_text(encoding="utf-8")
+
+
+def load_preset(name_or_path: str, explicit: bool = True) -> STFTConfig:
+    """Settings from a preset name (``default``) or a TOML file path."""
+    path = preset_path(name_or_path)
+    source = str(name_or_path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: invalid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{source}: cannot read config: {e}") from None
+    extra = sorted(set(data) - {"stft", "meta"})
+    if extra:
+        raise ConfigError(f"{source}: unknown table(s) {', '.join(extra)}; expected [stft]")
+    stft = data.get("stft", {})
+    if not isinstance(stft, dict):
+        raise ConfigError(f"{source}: [stft] must be a table")
+    return STFTConfig.from_mapping(stft, source=source, explicit=explicit)

@@ -1,0 +1,274 @@
+"""Reading spectrograms and writing audio, safely.
+
+- Never unpickles: ``np.load(allow_pickle=False)`` and ``torch.load(weights_only=True)``.
+- Every failure is an :class:`~specinv_cli.spectrogram.InputError` whose message names the file.
+- Audio is written to a temporary file in the destination folder and renamed into place, so an
+  interrupted or failed run never leaves a partial WAV under the final name.
+"""
+from __future__ import annotations
+
+import io as _io
+import os
+import sys
+import tempfile
+import zipfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .spectrogram import InputError, Target, interpret
+
+__all__ = ["SUFFIXES", "load_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
+           "OutputError", "prepare_audio", "atomic_output", "cleanup_temporaries"]
+
+SUFFIXES = (".npy", ".npz", ".pt", ".pth")
+SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
+NORMALIZE = ("auto", "peak", "none")
+_TMP_PREFIX = ".specinv-tmp-"
+#: Temporary files currently being written (removed on interrupt).
+_PENDING: set[str] = set()
+
+
+class OutputError(OSError):
+    """The output cannot be written (folder missing, not writable, disk full...)."""
+
+    def __init__(self, path, message):
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+def example_path() -> Path:
+    """The bundled example spectrogram (CC0 guitar chord, see ``data/EXAMPLE.md``)."""
+    return Path(__file__).resolve().parent / "data" / "example.npz"
+
+
+def _describe_os_error(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+def _check_readable(path: Path, name: str) -> None:
+    if not path.exists():
+        raise InputError(name, "no such file")
+    if path.is_dir():
+        raise InputError(name, "is a directory, not a spectrogram file")
+    if not os.access(path, os.R_OK):
+        raise InputError(name, "permission denied (file is not readable)")
+    if path.stat().st_size == 0:
+        raise InputError(name, "file is empty (0 bytes)")
+
+
+def _load_npy_bytes(data, name: str) -> np.ndarray:
+    try:
+        arr = np.load(data, allow_pickle=False)
+    except ValueError as e:
+        msg = str(e)
+        if "allow_pickle" in msg or "Object arrays" in msg:
+            raise InputError(name, "holds Python objects (a pickle), refused: only numeric arrays are loaded") from None
+        raise InputError(name, f"not a valid .npy file or truncated ({msg})") from None
+    except (EOFError, OSError) as e:
+        raise InputError(name, f"corrupt or truncated .npy file ({e})") from None
+    if isinstance(arr, np.lib.npyio.NpzFile):
+        arr.close()
+        raise InputError(name, "is a .npz archive; name it .npz")
+    return arr
+
+
+def _pick(mapping_keys, key, name, what):
+    keys = list(mapping_keys)
+    if key is not None:
+        if key not in keys:
+            raise InputError(name, f"no {what} named {key!r}; it has: {', '.join(map(str, keys)) or 'none'}")
+        return key
+    if len(keys) == 1:
+        return keys[0]
+    if not keys:
+        raise InputError(name, f"contains no {what}s")
+    raise InputError(name, f"holds {len(keys)} {what}s ({', '.join(map(str, keys))}); choose one with --key")
+
+
+def load_array(path: str | os.PathLike, key: str | None = None):
+    """The raw array stored in ``path`` (numpy array or torch tensor), without interpretation.
+
+    ``-`` reads a .npy stream from standard input.
+    """
+    name = str(path)
+    if name == "-":
+        data = sys.stdin.buffer.read()
+        if not data:
+            raise InputError("<stdin>", "standard input is empty")
+        return _load_npy_bytes(_io.BytesIO(data), "<stdin>")
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(name, f"unknown file type {suffix or '(no extension)'!r}; expected .npy, .npz or .pt")
+    _check_readable(p, name)
+    try:
+        if suffix == ".npy":
+            if key is not None:
+                raise InputError(name, "--key applies to .npz and .pt files, not .npy")
+            with open(p, "rb") as f:
+                return _load_npy_bytes(f, name)
+        if suffix == ".npz":
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    k = _pick(z.files, key, name, "array")
+                    try:
+                        return z[k]
+                    except ValueError as e:
+                        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+                            raise InputError(name, f"array {k!r} holds Python objects (a pickle), refused") from None
+                        raise InputError(name, f"array {k!r} is corrupt ({e})") from None
+            except (zipfile.BadZipFile, EOFError) as e:
+                raise InputError(name, f"corrupt or truncated .npz archive ({e})") from None
+            except ValueError as e:
+                raise InputError(name, f"not a valid .npz archive ({e})") from None
+        # .pt / .pth
+        import pickle
+
+        import torch
+
+        import warnings
+
+        try:
+            with warnings.catch_warnings():  # torch warns about pickle protocols on stderr
+                warnings.simplefilter("ignore")
+                obj = torch.load(p, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling refused"
+            raise InputError(name, "holds objects other than tensors, refused without executing them "
+                                   f"(torch.load weights_only=True: {first[:120]})") from None
+        except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, AttributeError,
+                TypeError, IndexError, UnicodeDecodeError) as e:
+            raise InputError(name, f"corrupt or unreadable .pt file ({type(e).__name__}: {str(e)[:160]})") from None
+        if isinstance(obj, dict):
+            tensors = {k: v for k, v in obj.items() if isinstance(v, (torch.Tensor, np.ndarray))}
+            if key is None and len(tensors) == 1:
+                return next(iter(tensors.values()))
+            k = _pick(tensors.keys(), key, name, "tensor")
+            return tensors[k]
+        if isinstance(obj, (list, tuple)):
+            raise InputError(name, f"holds a {type(obj).__name__}, expected a tensor or a dict of tensors")
+        if key is not None:
+            raise InputError(name, "--key given but the file holds a single tensor")
+        if not isinstance(obj, torch.Tensor):
+            raise InputError(name, f"holds a {type(obj).__name__}, expected a tensor")
+        return obj
+    except InputError:
+        raise
+    except MemoryError:
+        raise InputError(name, "too large to load into memory") from None
+    except OSError as e:
+        raise InputError(name, f"cannot read: {_describe_os_error(e)}") from None
+
+
+def load_spectrogram(path, *, key: str | None = None, input_kind: str = "magnitude",
+                     layout: str = "ft") -> Target:
+    """Load and validate a spectrogram file (``.npy``, ``.npz``, ``.pt``).
+
+    Returns a :class:`~specinv_cli.spectrogram.Target` with magnitudes ``[..., F, T]`` and the
+    phase of complex inputs. Raises :class:`InputError` naming the file.
+
+    Example
+    -------
+    >>> from specinv_cli.io import load_spectrogram, example_path
+    >>> t = load_spectrogram(example_path())
+    >>> t.mag.shape[-2]
+    513
+    """
+    name = "<stdin>" if str(path) == "-" else str(path)
+    arr = load_array(path, key)
+    return interpret(arr, input_kind, layout, name)
+
+
+# --- audio output ---------------------------------------------------------------------------
+def prepare_audio(audio: np.ndarray, normalize: str = "auto", subtype: str = "PCM_16"):
+    """Apply the peak policy: returns ``(audio, gain, clipped_count)``.
+
+    ``auto`` scales to a 0.99 peak only when the peak exceeds 1 (which integer formats would
+    clip); ``peak`` always scales to 0.99; ``none`` leaves the samples alone and reports how many
+    would be clipped by an integer subtype.
+    """
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}")
+    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    gain = 1.0
+    if peak > 0 and (normalize == "peak" or (normalize == "auto" and peak > 1.0)):
+        gain = 0.99 / peak
+        audio = audio * gain
+    clipped = int(np.count_nonzero(np.abs(audio) > 1.0)) if subtype != "FLOAT" else 0
+    return audio, gain, clipped
+
+
+def _dest_dir_check(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise OutputError(path, f"output folder {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise OutputError(path, f"{str(parent)!r} is not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(path, f"output folder {str(parent)!r} is not writable")
+    if path.is_dir():
+        raise OutputError(path, "is a folder; use -O DIR to write into a folder")
+
+
+@contextmanager
+def atomic_output(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success, delete on error."""
+    path = Path(path)
+    _dest_dir_check(path)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, suffix=path.suffix or ".tmp", dir=str(path.parent or "."))
+    os.close(fd)
+    _PENDING.add(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    finally:
+        _PENDING.discard(tmp)
+
+
+def cleanup_temporaries() -> None:
+    """Remove temporary outputs still being written (for signal handlers)."""
+    for tmp in list(_PENDING):
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        _PENDING.discard(tmp)
+
+
+def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
+    """Write mono (``[L]``) or multichannel (``[C, L]``) audio as WAV, atomically."""
+    import soundfile as sf
+
+    if subtype not in SUBTYPES:
+        raise ValueError(f"subtype must be one of {', '.join(SUBTYPES)}")
+    data = np.asarray(audio, dtype=np.float32)
+    data = data.T if data.ndim == 2 else data
+    try:
+        with atomic_output(path) as tmp:
+            sf.write(tmp, data, int(sample_rate), subtype=subtype, format="WAV")
+    except OutputError:
+        raise
+    except (OSError, RuntimeError, sf.LibsndfileError) as e:
+        msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise OutputError(path, f"cannot write: {msg}") from None
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
+    """A complete WAV file in memory (for ``-o -``)."""
+    import soundfile as sf
+
+    buf = _io.BytesIO()
+    data = np.asarray(audio, dtype=np.float32)
+    sf.write(buf, data.T if data.ndim == 2 else data, int(sample_rate), subtype=subtype, format="WAV")
+    return buf.getvalue()

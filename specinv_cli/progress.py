@@ -1,0 +1,78 @@
+"""Progress and log output on stderr (rich), plugged into algorithms as a callback.
+
+On a terminal each item gets a live bar with its iteration count and the chosen metric; when
+stderr is not a terminal (logs, CI) one plain line per finished item is printed instead.
+``quiet`` silences both; ``NO_COLOR`` is honoured by rich.
+"""
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+__all__ = ["Reporter"]
+
+_UNITS = {"sc": "dB", "snr": "dB", "ser": "dB"}
+
+
+class Reporter:
+    def __init__(self, quiet: bool = False, metric: str = "sc", stream=None):
+        from rich.console import Console
+
+        self.quiet = quiet
+        self.metric = metric
+        self.console = Console(file=stream or sys.stderr, stderr=stream is None, highlight=False,
+                               soft_wrap=True)
+        self.live = self.console.is_terminal and not quiet
+        self._progress = None
+
+    # --- plain messages ---------------------------------------------------------------------
+    def error(self, message: str) -> None:
+        self.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) \
+            if self.console.is_terminal else self._plain(f"error: {message}")
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False) \
+            if self.console.is_terminal else self._plain(f"warning: {message}")
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            self._plain(message)
+
+    def _plain(self, message: str) -> None:
+        from rich.text import Text
+
+        self.console.print(Text(message))
+
+    # --- progress bars ----------------------------------------------------------------------
+    @contextmanager
+    def session(self):
+        if not self.live:
+            yield self
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[metric]}"), TimeElapsedColumn(),
+            console=self.console, transient=False)
+        with self._progress:
+            try:
+                yield self
+            finally:
+                self._progress = None
+
+    def callback_for(self, labels: list[str], total: int):
+        """A :class:`~specinv_cli.algorithms.base.Progress` callback driving one bar per item."""
+        if self._progress is None:
+            return None
+        tasks = [self._progress.add_task(label, total=max(total, 1), metric="") for label in labels]
+
+        def update(p):
+            values = p.metrics.get(self.metric)
+            flat = values.reshape(-1).tolist() if values is not None else [None] * len(tasks)
+            for task, v in zip(tasks, flat):
+                text = "" if v is None else f"{self.metric.upper()} {v:7.2f} {_UNITS.get(self.metric, '')}"
+                completed = max(total, 1) if p.done else p.iteration
+                self._progress.update(task, completed=completed, metric=text)
+
+        return update

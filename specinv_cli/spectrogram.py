@@ -1,0 +1,113 @@
+"""Interpreting arrays as spectrograms: input kinds, layouts, validation.
+
+Everything here works on tensors already in memory; reading files is :mod:`specinv_cli.io`.
+Errors are :class:`InputError` with a message that names the source and the problem.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["InputError", "INPUT_KINDS", "LAYOUTS", "Target", "interpret"]
+
+#: ``magnitude``: |X|; ``power``: |X|^2; ``db``: 20 log10 |X|; ``log``: ln |X|;
+#: ``complex``: X itself (complex dtype, or real with a trailing axis of 2 = (re, im)).
+INPUT_KINDS = ("magnitude", "power", "db", "log", "complex")
+LAYOUTS = ("ft", "tf")
+
+
+class InputError(ValueError):
+    """An input that cannot be used; ``str()`` is the one-line message for the user."""
+
+    def __init__(self, source: str | None, message: str):
+        self.source = source
+        self.message = message
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+@dataclass
+class Target:
+    """A validated spectrogram: ``mag [..., F, T]`` real >= 0, and ``phase`` (unit complex,
+    same shape) when the input carried one."""
+
+    mag: torch.Tensor
+    phase: torch.Tensor | None = None
+
+    @property
+    def batch_shape(self) -> tuple:
+        return tuple(self.mag.shape[:-2])
+
+
+def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None = None) -> Target:
+    """Turn an array (numpy or torch) into a validated :class:`Target`.
+
+    - ``kind`` says what the numbers are (see :data:`INPUT_KINDS`); a complex-dtype array is
+      always taken as ``complex`` when ``kind`` is ``magnitude`` (the default).
+    - ``layout`` ``ft`` is ``[..., F, T]`` (torch/librosa), ``tf`` is ``[..., T, F]``.
+    - integer and half-precision arrays are converted to float32.
+
+    Raises :class:`InputError` for wrong ndim, empty axes, NaN/Inf, negative magnitudes, or a
+    kind that does not fit the data.
+    """
+    if kind not in INPUT_KINDS:
+        raise InputError(source, f"unknown input kind {kind!r}; choose one of {', '.join(INPUT_KINDS)}")
+    if layout not in LAYOUTS:
+        raise InputError(source, f"unknown layout {layout!r}; choose ft or tf")
+    if not isinstance(x, torch.Tensor):
+        import numpy as np
+
+        arr = np.asarray(x)
+        if arr.dtype.kind not in "biufc":
+            raise InputError(source, f"array of dtype {arr.dtype} is not numeric")
+        if arr.dtype.kind == "b":
+            arr = arr.astype(np.float32)
+        if arr.dtype.kind in "iu" or arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(arr))
+    if x.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                   torch.float16, torch.bfloat16):
+        x = x.to(torch.float32)
+    if x.dtype == torch.complex32:
+        x = x.to(torch.complex64)
+
+    is_complex = x.is_complex()
+    if is_complex and kind == "magnitude":
+        kind = "complex"
+    if is_complex and kind != "complex":
+        raise InputError(source, f"complex array given with --input-kind {kind}; use --input-kind complex "
+                                 f"(or pass its magnitude)")
+    if kind == "complex" and not is_complex:
+        if x.ndim < 3 or x.shape[-1] != 2:
+            raise InputError(source, f"--input-kind complex needs a complex array or a real one with a last "
+                                     f"axis of 2 (real, imaginary); got shape {tuple(x.shape)}")
+        x = torch.view_as_complex(x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).contiguous())
+
+    if x.ndim < 2:
+        raise InputError(source, f"expected a spectrogram of at least 2 dimensions [..., F, T], got shape {tuple(x.shape)}")
+    if layout == "tf":
+        x = x.transpose(-1, -2)
+    n_f, n_t = x.shape[-2], x.shape[-1]
+    if n_f == 0 or n_t == 0 or x.numel() == 0:
+        raise InputError(source, f"empty spectrogram: shape {tuple(x.shape)} ({n_f} bins, {n_t} frames)")
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).sum())
+        raise InputError(source, f"contains {bad} NaN or infinite value(s)")
+
+    phase = None
+    if kind == "complex":
+        mag = x.abs()
+        phase = torch.where(mag > 0, x / mag.clamp_min(torch.finfo(mag.dtype).tiny), torch.ones_like(x))
+    elif kind in ("magnitude", "power"):
+        if bool((x < 0).any()):
+            raise InputError(source, f"{int((x < 0).sum())} negative value(s) in a {kind} spectrogram "
+                                     f"(min {float(x.min()):.4g}); is it in dB or log? use --input-kind db|log")
+        mag = x.sqrt() if kind == "power" else x
+    elif kind == "db":
+        mag = torch.pow(10.0, x / 20)
+    else:  # log
+        mag = torch.exp(x)
+    if not bool(torch.isfinite(mag).all()):
+        raise InputError(source, f"values overflow when converted from {kind} to magnitude "
+                                 f"(max input {float(x.real.max() if x.is_complex() else x.max()):.4g}); check --input-kind")
+    return Target(mag.contiguous(), phase.contiguous() if phase is not None else None)

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real-recording corpus in ../shared/corpus and the reference STFT."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"))
+
+
+def corpus_files(kind: str | None = None) -> list[Path]:
+    """Sorted corpus WAVs (``kind``: ``speech`` or ``music`` to filter)."""
+    if not CORPUS.is_dir():
+        return []
+    files = sorted(CORPUS.glob("*.wav"))
+    return [f for f in files if kind is None or f.name.startswith(kind)]
+
+
+def load_clip(name_or_path, seconds: float | None = None, offset: float = 0.0) -> np.ndarray:
+    """A corpus clip as float32 mono at its 22.05 kHz rate, optionally cut."""
+    import soundfile as sf
+
+    path = Path(name_or_path)
+    if not path.is_absolute() and not path.exists():
+        path = CORPUS / (str(name_or_path) if str(name_or_path).endswith(".wav") else f"{name_or_path}.wav")
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    start = int(offset * sr)
+    stop = None if seconds is None else start + int(seconds * sr)
+    return np.ascontiguousarray(audio[start:stop])
+
+
+def reference_magnitude(audio: np.ndarray, n_fft: int = 1024, hop: int = 256):
+    """|STFT| with the corpus's reference settings (periodic Hann, centred, reflect)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    return torch.stft(x, n_fft, hop, window=torch.hann_window(n_fft), center=True,
+                      pad_mode="reflect", return_complex=True).abs()
+
+
+@pytest.fixture(scope="session")
+def corpus():
+    files = corpus_files()
+    if not files:
+        pytest.skip(f"corpus not found at {CORPUS}")
+    return files
