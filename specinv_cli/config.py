@@ -65,6 +65,8 @@ class STFTConfig:
     pad_mode : padding used when ``center`` (``reflect``, ``constant``, ``replicate``, ``circular``).
     normalized : spectrogram scaled by ``n_fft ** -0.5`` (``torch.stft(normalized=True)``).
     sample_rate : sample rate of the audio written, in Hz.
+    pad : with ``center=False``, samples of ``pad_mode`` padding added on each side before
+        framing (HiFi-GAN/BigVGAN use ``(n_fft - hop_length) // 2``); ignored when centred.
     onesided : the input holds ``n_fft // 2 + 1`` bins (``False``: all ``n_fft`` bins; the
         redundant upper half is dropped since audio is real).
     """
@@ -78,6 +80,7 @@ class STFTConfig:
     normalized: bool = False
     sample_rate: int = 22050
     onesided: bool = True
+    pad: int = 0
     #: Fields set explicitly (by a chosen preset or a flag), as opposed to defaults; only
     #: explicit values are checked against the input's bin count instead of being inferred.
     explicit: frozenset = field(default=frozenset(), compare=False, repr=False)
@@ -102,6 +105,7 @@ class STFTConfig:
 
         for name in ("n_fft", "hop_length", "sample_rate"):
             need_int(name)
+        need_int("pad", lo=0)
         if self.n_fft < 2:
             raise ConfigError(f"{source}: n_fft must be at least 2, got {self.n_fft}")
         if self.win_length is not None:

@@ -108,6 +108,9 @@ class STFT:
         self.hop = int(config.hop_length)
         self.win_length = int(config.win_length or config.n_fft)
         self.center = bool(config.center)
+        # Samples of padding on each side before framing: n_fft // 2 for centred frames, else the
+        # config's explicit ``pad`` (HiFi-GAN style: (n_fft - hop) / 2 with center=False).
+        self.pad = self.n_fft // 2 if self.center else int(getattr(config, "pad", 0) or 0)
         self.pad_mode = config.pad_mode
         self.normalized = bool(config.normalized)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -121,22 +124,20 @@ class STFT:
     # --- sizes -----------------------------------------------------------------------------
     def n_frames(self, length: int) -> int:
         """Number of frames ``forward`` produces for a signal of ``length`` samples."""
-        if self.center:
-            return 1 + length // self.hop
-        return 1 + (length - self.n_fft) // self.hop
+        return 1 + (length + 2 * self.pad - self.n_fft) // self.hop
 
     def default_length(self, n_frames: int) -> int:
-        """Signal length ``inverse`` returns when no length is given (as ``torch.istft``)."""
-        full = self.n_fft + self.hop * (n_frames - 1)
-        return full - 2 * (self.n_fft // 2) if self.center else full
+        """Signal length ``inverse`` returns when no length is given (as ``torch.istft``):
+        ``(T - 1) * hop`` for centred frames, ``T * hop`` for HiFi-GAN framing."""
+        return self.n_fft + self.hop * (n_frames - 1) - 2 * self.pad
 
     # --- analysis --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[..., F, T]`` of real signals ``[..., L]``."""
         lead = x.shape[:-1]
         x = x.reshape(-1, x.shape[-1])
-        if self.center:
-            p = self.n_fft // 2
+        if self.pad:
+            p = self.pad
             mode = self.pad_mode
             if mode == "reflect" and x.shape[-1] <= p:
                 mode = "constant"  # reflect needs more samples than the pad; stay defined
@@ -184,7 +185,7 @@ class STFT:
         frames.mul_(self.window if not self.normalized else self.window / self._scale)
         y = self._overlap_add(frames)
         y.mul_(self._inverse_envelope(n_frames))
-        start = self.n_fft // 2 if self.center else 0
+        start = self.pad
         if length is None:
             length = self.default_length(n_frames)
         y = y[:, start:start + length]

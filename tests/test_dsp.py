@@ -71,3 +71,18 @@ def test_unknown_window_is_an_error():
 
     with pytest.raises(ConfigError, match="unknown window 'kaiserx'"):
         STFTConfig(window="kaiserx")
+
+
+def test_hifigan_framing_pad_without_center():
+    """center=False with (n_fft - hop) / 2 reflect padding, as HiFi-GAN's mel_spectrogram()."""
+    cfg = STFTConfig(n_fft=1024, hop_length=256, center=False, pad=384)
+    op = STFT(cfg, dtype=torch.float64)
+    x = torch.randn(2, 8192, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    xp = torch.nn.functional.pad(x.unsqueeze(1), (384, 384), mode="reflect").squeeze(1)
+    ref = torch.stft(xp, 1024, 256, window=torch.hann_window(1024, dtype=torch.float64), center=False,
+                     return_complex=True)
+    X = op.forward(x)
+    torch.testing.assert_close(X, ref, rtol=1e-10, atol=1e-9)
+    assert X.shape[-1] == 8192 // 256 == op.n_frames(8192)
+    assert op.default_length(X.shape[-1]) == 8192
+    torch.testing.assert_close(op.inverse(X), x, rtol=1e-9, atol=1e-9)
