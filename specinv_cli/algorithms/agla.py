@@ -1,0 +1,81 @@
+"""Accelerated Griffin–Lim (AGLA).
+
+R. Nenov, D.-K. Nguyen, P. Balazs, "Faster than fast: accelerating the Griffin-Lim algorithm",
+ICASSP 2023 (long version: "Accelerated Griffin-Lim algorithm: a fast and provably converging
+numerical method for phase retrieval", arXiv 2306.12504, with R. I. Boţ).
+
+Two inertial sequences on top of the GLA map ``P_C o P_A``::
+
+    t_n = (1 - gamma) d_{n-1} + gamma P_C(P_A(c_{n-1}))
+    c_n = t_n + alpha (t_n - t_{n-1})
+    d_n = t_n + beta  (t_n - t_{n-1})
+
+``gamma = 1`` is FGLA with momentum ``alpha`` (``beta`` is then unused). Linearising around a
+fixed point, the directions where ``P_C o P_A`` acts as the identity grow like
+``((1 - gamma) beta + gamma alpha)^n``, so that quantity must stay below 1: alpha 0.99, beta 1.1,
+gamma 0.2 gives 1.078 and stalls (about -15 dB spectral convergence on the corpus). The paper's
+sufficient conditions for its convergence proof are much stricter (e.g. ``alpha < 0.1`` for
+``beta = 1.1, gamma = 0.2``) and converge slowly (about -25 dB after 100 iterations). With
+over-relaxation ``gamma > 1`` a large ``alpha`` is stable: the default ``alpha=0.99, beta=1.1,
+gamma=1.25`` (factor 0.9625) reached a median of about -31.3 dB on the 12 corpus clips after 100
+iterations from random phase, against -30.4 dB for FGLA (-36.0 vs -34.9 dB from PGHI).
+
+One ISTFT+STFT per iteration. The output is ``ISTFT(P_A(c_n))``.
+
+Shapes: ``mag [..., F, T]`` -> waveform ``[..., length]``; any leading batch dimensions.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..dsp import STFT
+from .base import Monitor
+
+__all__ = ["agla"]
+
+
+def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
+         length: int | None = None, monitor: Monitor | None = None, alpha: float = 0.99,
+         beta: float = 1.1, gamma: float = 1.25) -> torch.Tensor:
+    """Accelerated Griffin–Lim (Nenov, Nguyen & Balazs 2023).
+
+    Parameters
+    ----------
+    mag : target magnitudes ``[..., F, T]``.
+    stft : the STFT operator (settings, device, dtype).
+    n_iter : iterations; each costs one ISTFT and one STFT.
+    init : complex initial estimate ``[..., F, T]`` (default: ``mag`` with zero phase).
+    length : output samples (default ``stft.default_length(T)``).
+    monitor : receives the magnitude of the consistent estimate ``P_C(P_A(c_{n-1}))``.
+    alpha, beta, gamma : inertial parameters (see the module docstring for stability).
+
+    Example
+    -------
+    >>> import torch
+    >>> from specinv_cli.config import STFTConfig
+    >>> op = STFT(STFTConfig(n_fft=256, hop_length=64))
+    >>> x = torch.randn(1, 4096)
+    >>> y = agla(op.forward(x).abs(), op, n_iter=5, length=4096)
+    >>> y.shape
+    torch.Size([1, 4096])
+    """
+    for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
+    monitor = monitor or Monitor()
+    if length is None:
+        length = stft.default_length(mag.shape[-1])
+    eps = torch.finfo(mag.dtype).tiny ** 0.5
+    c = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    t = c
+    d = c
+    for i in range(1, n_iter + 1):
+        g = stft.project(c * (mag / c.abs().clamp_min(eps)), length)
+        t_new = g.mul_(gamma).add_(d, alpha=1 - gamma) if gamma != 1 else g
+        step = t_new - t
+        c = t_new + alpha * step
+        d = step.mul_(beta).add_(t_new)
+        t = t_new
+        if monitor.step(i, lambda: stft.project(c * (mag / c.abs().clamp_min(eps)), length).abs()):
+            break
+    return stft.inverse(c * (mag / c.abs().clamp_min(eps)), length)

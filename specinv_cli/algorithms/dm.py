@@ -1,0 +1,156 @@
+"""Difference map (optionally handing over to AGLA/FGLA) and RAAR.
+
+- DM: V. Elser, "Phase retrieval by iterated projections", JOSA A 20(1), 2003; for STFT phase
+  retrieval, with the hybrid "DM first, then (F)GLA": T. Peer, S. Welker, T. Gerkmann,
+  "Beyond Griffin-Lim: improved iterative phase retrieval for speech", IWAENC 2022.
+- RAAR: D. R. Luke, "Relaxed averaged alternating reflections for diffraction imaging",
+  Inverse Problems 21(1), 2005 (compared in the same paper).
+
+With ``P_A`` (impose the target magnitude), ``P_C = STFT o ISTFT`` (linear, idempotent) and
+reflections ``R = 2P - I``::
+
+    DM:   f_A = P_A x + (P_A x - x) / beta,   f_C = P_C x - (P_C x - x) / beta
+          x  <- x + beta (P_C(f_A) - P_A(f_C))
+    RAAR: x  <- beta/2 (x + R_C R_A x) + (1 - beta) P_A x
+
+Tracking ``c = P_C x`` makes RAAR (any beta) and DM with ``beta = 1`` cost one ISTFT+STFT per
+iteration: with ``a = P_A x`` and ``g = P_C a``, ``x <- beta (x + 2g - c - a) + (1 - beta) a``
+and ``c <- g`` (DM at ``beta = 1`` is RAAR at ``beta = 1``, i.e. Douglas–Rachford). DM with
+``beta != 1`` needs a second projection per iteration. The consistent estimate is
+``g = P_C(P_A x)``; the output is ``ISTFT(P_A(g))`` (one more GLA step, which cannot increase
+the spectral distance).
+
+DM alone wanders (it searches rather than descends), so ``dm`` by default runs half of the
+iterations as DM (``dm_iters``) and then hands ``g`` to a descent method (``finisher``) for the rest: on the
+12-clip corpus, 50 DM + 50 AGLA iterations reach a median spectral convergence of -33.5 to -34.4 dB
+from random phase (three seeds; 100 FGLA iterations: about -30 dB) and -36.5 dB from PGHI.
+
+Shapes: ``mag [..., F, T]`` -> waveform ``[..., length]``; any leading batch dimensions.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..dsp import STFT
+from .base import Monitor
+
+__all__ = ["dm", "raar"]
+
+
+class _Offset:
+    """Passes a finisher's iterations to the caller's monitor shifted by the DM iterations."""
+
+    def __init__(self, monitor: Monitor, offset: int):
+        self.monitor, self.offset = monitor, offset
+
+    def step(self, i, est_mag):
+        return self.monitor.step(i + self.offset, est_mag)
+
+
+def _pa(v: torch.Tensor, mag: torch.Tensor, eps: float) -> torch.Tensor:
+    return v * (mag / v.abs().clamp_min(eps))
+
+
+def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
+       length: int | None = None, monitor: Monitor | None = None, beta: float = 1.0,
+       dm_iters: int = -1, finisher: str = "agla") -> torch.Tensor:
+    """Difference map for ``dm_iters`` iterations, then ``finisher`` for the rest.
+
+    Parameters
+    ----------
+    mag : target magnitudes ``[..., F, T]``.
+    stft : the STFT operator (settings, device, dtype).
+    n_iter : total iterations (DM and finisher together).
+    init : complex initial estimate ``[..., F, T]`` (default: ``mag`` with zero phase).
+    length : output samples (default ``stft.default_length(T)``).
+    monitor : receives the consistent estimate's magnitude each iteration; may stop early.
+    beta : DM relaxation (non-zero); 1 costs one STFT pair per iteration, other values two.
+    dm_iters : DM iterations before the finisher takes over; ``-1`` (default): half of
+        ``n_iter``; ``>= n_iter``: all DM.
+    finisher : ``"agla"`` (default parameters) or ``"fgla"`` (alpha 0.99).
+
+    Example
+    -------
+    >>> import torch
+    >>> from specinv_cli.config import STFTConfig
+    >>> op = STFT(STFTConfig(n_fft=256, hop_length=64))
+    >>> x = torch.randn(1, 4096)
+    >>> y = dm(op.forward(x).abs(), op, n_iter=10, dm_iters=5, length=4096)
+    >>> y.shape
+    torch.Size([1, 4096])
+    """
+    if beta == 0:
+        raise ValueError("beta must be non-zero")
+    if finisher not in ("agla", "fgla"):
+        raise ValueError(f"finisher must be 'agla' or 'fgla', got {finisher!r}")
+    monitor = monitor or Monitor()
+    if length is None:
+        length = stft.default_length(mag.shape[-1])
+    eps = torch.finfo(mag.dtype).tiny ** 0.5
+    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    n_dm = n_iter // 2 if dm_iters < 0 else min(dm_iters, n_iter)
+    g = x
+    if n_dm > 0:
+        c = stft.project(x, length)
+        for i in range(1, n_dm + 1):
+            a = _pa(x, mag, eps)
+            g = stft.project(a, length)
+            if beta == 1:
+                x = (x + 2 * g).sub_(c).sub_(a)
+                c = g
+            else:
+                f_c = (1 - 1 / beta) * c + x / beta
+                p_c_f_a = (1 + 1 / beta) * g - c / beta
+                x = x + beta * (p_c_f_a - _pa(f_c, mag, eps))
+                c = stft.project(x, length)
+            if monitor.step(i, g.abs):
+                return stft.inverse(_pa(g, mag, eps), length)
+        if n_dm == n_iter:
+            return stft.inverse(_pa(g, mag, eps), length)
+    rest = n_iter - n_dm
+    if finisher == "agla":
+        from .agla import agla as fin
+    else:
+        from .gla import fgla as fin
+    return fin(mag, stft, n_iter=rest, init=g, length=length, monitor=_Offset(monitor, n_dm))
+
+
+def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
+         length: int | None = None, monitor: Monitor | None = None, beta: float = 0.95) -> torch.Tensor:
+    """Relaxed averaged alternating reflections (Luke 2005); ``beta = 1`` is Douglas–Rachford.
+
+    Parameters
+    ----------
+    mag, stft, n_iter, init, length, monitor : as for :func:`dm`.
+    beta : relaxation in ``(0, 1]``; smaller values behave more like GLA.
+
+    Example
+    -------
+    >>> import torch
+    >>> from specinv_cli.config import STFTConfig
+    >>> op = STFT(STFTConfig(n_fft=256, hop_length=64))
+    >>> x = torch.randn(1, 4096)
+    >>> y = raar(op.forward(x).abs(), op, n_iter=5, length=4096)
+    >>> y.shape
+    torch.Size([1, 4096])
+    """
+    if not 0 <= beta <= 1:
+        raise ValueError(f"beta must be in [0, 1], got {beta}")
+    monitor = monitor or Monitor()
+    if length is None:
+        length = stft.default_length(mag.shape[-1])
+    eps = torch.finfo(mag.dtype).tiny ** 0.5
+    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    if n_iter == 0:
+        return stft.inverse(_pa(x, mag, eps), length)
+    c = stft.project(x, length)
+    g = c
+    for i in range(1, n_iter + 1):
+        a = _pa(x, mag, eps)
+        g = stft.project(a, length)
+        # beta (x + 2g - c - a) + (1 - beta) a, built in place in x's new buffer
+        x = (x + 2 * g).sub_(c).mul_(beta).add_(a, alpha=1 - 2 * beta)
+        c = g
+        if monitor.step(i, g.abs):
+            break
+    return stft.inverse(_pa(g, mag, eps), length)
