@@ -23,9 +23,22 @@ try:
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["STFTConfig", "ConfigError", "load_preset", "list_presets", "preset_path", "PAD_MODES"]
+__all__ = ["STFTConfig", "ConfigError", "load_preset", "list_presets", "preset_path", "PAD_MODES",
+           "COMPRESSIONS", "NORMALIZATIONS", "TABLES"]
 
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
+MEL_SCALES = ("slaney", "htk")
+MEL_NORMS = ("slaney", "none")
+COMPRESSIONS = ("none", "ln", "log10", "db", "log1p")
+NORMALIZATIONS = ("none", "meanvar", "symmetric")
+#: Which TOML table each setting lives in.
+TABLES = {
+    "stft": ("n_fft", "hop_length", "win_length", "window", "center", "pad_mode", "pad", "normalized",
+             "sample_rate", "onesided"),
+    "mel": ("n_mels", "fmin", "fmax", "mel_scale", "mel_norm", "mel_power", "compression", "clamp",
+            "db_ref", "top_db", "normalization", "stats", "max_norm", "min_level_db", "ref_level_db"),
+    "input": ("layout",),
+}
 
 #: Window names accepted by :func:`get_window` (aliases map to the same window).
 WINDOWS = ("hann", "hamming", "blackman", "bartlett", "rectangular", "gaussian")
@@ -69,6 +82,21 @@ class STFTConfig:
         framing (HiFi-GAN/BigVGAN use ``(n_fft - hop_length) // 2``); ignored when centred.
     onesided : the input holds ``n_fft // 2 + 1`` bins (``False``: all ``n_fft`` bins; the
         redundant upper half is dropped since audio is real).
+
+    Mel settings (``[mel]`` table; ``n_mels`` unset means linear spectrograms):
+
+    n_mels, fmin, fmax : filterbank size and range in Hz (``fmax`` ``None`` = ``sample_rate / 2``).
+    mel_scale : ``slaney`` (librosa's default) or ``htk`` (torchaudio's default).
+    mel_norm : ``slaney`` (area-normalised triangles) or ``none``.
+    mel_power : the mel is ``filterbank @ |X| ** mel_power`` (1: magnitude mel, 2: power mel).
+    compression : what the model stored: ``none``; ``ln`` = ``ln(max(x, clamp))``; ``log10`` =
+        ``log10(max(x, clamp))``; ``db`` = ``(20 / mel_power) log10(max(x, clamp) / db_ref)``
+        (clipped to ``top_db`` below the maximum when set); ``log1p`` = ``ln(1 + x)``.
+    normalization : after compression: ``none``; ``meanvar`` = ``(x - mean) / std`` per mel band
+        from ``stats`` (an .npz with ``mean``/``std``, or ESPnet's ``count``/``sum``/``sum_square``);
+        ``symmetric`` (Coqui TTS): ``clip(2 m (db - ref_level_db - min_level_db) / -min_level_db - m,
+        -m, m)`` with ``m = max_norm``.
+    layout : axis order of inputs for this preset, ``ft`` (``[..., F, T]``) or ``tf``.
     """
 
     n_fft: int = 1024
@@ -81,6 +109,24 @@ class STFTConfig:
     sample_rate: int = 22050
     onesided: bool = True
     pad: int = 0
+    # --- mel ---
+    n_mels: int | None = None
+    fmin: float = 0.0
+    fmax: float | None = None
+    mel_scale: str = "slaney"
+    mel_norm: str = "slaney"
+    mel_power: float = 1.0
+    compression: str = "none"
+    clamp: float = 1e-5
+    db_ref: float = 1.0
+    top_db: float | None = None
+    normalization: str = "none"
+    stats: str | None = None
+    max_norm: float = 4.0
+    min_level_db: float = -100.0
+    ref_level_db: float = 20.0
+    # --- input ---
+    layout: str = "ft"
     #: Fields set explicitly (by a chosen preset or a flag), as opposed to defaults; only
     #: explicit values are checked against the input's bin count instead of being inferred.
     explicit: frozenset = field(default=frozenset(), compare=False, repr=False)
@@ -92,6 +138,14 @@ class STFTConfig:
     def n_freqs(self) -> int:
         """Bins of a spectrogram with these settings as stored in the input."""
         return self.n_fft // 2 + 1 if self.onesided else self.n_fft
+
+    @property
+    def is_mel(self) -> bool:
+        return self.n_mels is not None
+
+    @property
+    def effective_fmax(self) -> float:
+        return float(self.sample_rate) / 2 if self.fmax is None else float(self.fmax)
 
     @property
     def effective_win_length(self) -> int:
@@ -124,6 +178,46 @@ class STFTConfig:
         for name in ("center", "normalized", "onesided"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{source}: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.layout not in ("ft", "tf"):
+            raise ConfigError(f"{source}: layout must be ft or tf, got {self.layout!r}")
+        self._validate_mel(source)
+
+    def _validate_mel(self, source: str) -> None:
+        def number(name, lo=None, allow_none=False, positive=False):
+            v = getattr(self, name)
+            if v is None and allow_none:
+                return
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{source}: {name} must be a number, got {v!r}")
+            if positive and not v > 0:
+                raise ConfigError(f"{source}: {name} must be > 0, got {v}")
+            if lo is not None and v < lo:
+                raise ConfigError(f"{source}: {name} must be >= {lo}, got {v}")
+
+        choices = {"mel_scale": MEL_SCALES, "mel_norm": MEL_NORMS, "compression": COMPRESSIONS,
+                   "normalization": NORMALIZATIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{source}: {name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.n_mels is not None and (isinstance(self.n_mels, bool) or not isinstance(self.n_mels, int)
+                                        or self.n_mels < 1):
+            raise ConfigError(f"{source}: n_mels must be a positive integer, got {self.n_mels!r}")
+        number("fmin", lo=0)
+        number("fmax", allow_none=True, positive=True)
+        number("mel_power", positive=True)
+        number("clamp", positive=True)
+        number("db_ref", positive=True)
+        number("top_db", allow_none=True, positive=True)
+        number("max_norm", positive=True)
+        number("min_level_db")
+        number("ref_level_db")
+        if self.min_level_db >= 0:
+            raise ConfigError(f"{source}: min_level_db must be negative, got {self.min_level_db}")
+        if self.is_mel and not self.fmin < self.effective_fmax <= self.sample_rate / 2 + 1e-6:
+            raise ConfigError(f"{source}: need fmin < fmax <= sample_rate/2, got fmin {self.fmin}, "
+                              f"fmax {self.effective_fmax}, sample_rate {self.sample_rate}")
+        if self.normalization == "meanvar" and self.stats is None and self.is_mel:
+            pass  # the stats file may come later (--stats); checked when the input is decoded
 
     def replace(self, **changes: Any) -> "STFTConfig":
         """Copy with ``changes`` applied; the changed fields become explicit."""
@@ -131,7 +225,19 @@ class STFTConfig:
         return dataclasses.replace(self, **changes, explicit=frozenset(explicit))
 
     def with_bins(self, n_bins: int, source: str = "input") -> "STFTConfig":
-        """Settings matching a spectrogram of ``n_bins`` bins: infer ``n_fft`` or check it."""
+        """Settings matching a spectrogram of ``n_bins`` bins: infer ``n_fft`` or check it.
+
+        With mel settings, ``n_bins`` must be ``n_mels`` (a mel input) or ``n_fft // 2 + 1`` (a
+        linear one, returned with ``n_mels`` cleared)."""
+        if self.is_mel:
+            if n_bins == self.n_mels:
+                return self
+            if n_bins == self.n_freqs:
+                return dataclasses.replace(self, n_mels=None)
+            raise ConfigError(
+                f"{source}: {n_bins} bins match neither n_mels {self.n_mels} (a mel spectrogram) nor "
+                f"n_fft/2+1 = {self.n_freqs} (a linear one) of these settings; check --config, --n-mels, "
+                f"--n-fft or --layout")
         if n_bins == self.n_freqs:
             return self
         if "n_fft" in self.explicit:
@@ -157,11 +263,14 @@ class STFTConfig:
 
     def to_toml(self, comment: str | None = None) -> str:
         lines = [f"# {c}" for c in (comment or "").splitlines()]
-        lines.append("[stft]")
-        for k, v in self.to_dict().items():
-            if v is None:
+        d = self.to_dict()
+        for table, names in TABLES.items():
+            if table == "mel" and not self.is_mel:
                 continue
-            lines.append(f"{k} = {_toml_value(v)}")
+            if table == "input" and self.layout == "ft":
+                continue
+            lines.append(f"[{table}]")
+            lines += [f"{k} = {_toml_value(d[k])}" for k in names if d[k] is not None]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -230,10 +339,20 @@ def load_preset(name_or_path: str, explicit: bool = True) -> STFTConfig:
         raise ConfigError(f"{source}: invalid TOML: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{source}: cannot read config: {e}") from None
-    extra = sorted(set(data) - {"stft", "meta"})
+    extra = sorted(set(data) - set(TABLES))
     if extra:
-        raise ConfigError(f"{source}: unknown table(s) {', '.join(extra)}; expected [stft]")
-    stft = data.get("stft", {})
-    if not isinstance(stft, dict):
-        raise ConfigError(f"{source}: [stft] must be a table")
-    return STFTConfig.from_mapping(stft, source=source, explicit=explicit)
+        raise ConfigError(f"{source}: unknown table(s) or key(s) {', '.join(extra)}; expected tables "
+                          f"{', '.join('[' + t + ']' for t in TABLES)}")
+    flat: dict = {}
+    for table, names in TABLES.items():
+        body = data.get(table, {})
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{table}] must be a table")
+        wrong = sorted(set(body) - set(names))
+        if wrong:
+            raise ConfigError(f"{source}: unknown setting(s) {', '.join(wrong)} in [{table}]; "
+                              f"known: {', '.join(names)}")
+        flat.update(body)
+    if "stats" in flat and flat["stats"] is not None and isinstance(path, Path):
+        flat["stats"] = str((path.parent / flat["stats"]).resolve()) if not Path(flat["stats"]).is_absolute() else flat["stats"]
+    return STFTConfig.from_mapping(flat, source=source, explicit=explicit)

@@ -81,3 +81,146 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
     if norm == "slaney":
         weights = weights * (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, None]
     return weights.to(device=device, dtype=dtype)
+
+
+# --- the model's feature encoding: compression and normalisation --------------------------
+def load_stats(path: str, n_mels: int | None = None):
+    """Per-band ``(mean, std)`` for ``meanvar`` normalisation, as float64 tensors.
+
+    Accepts an ``.npz`` with ``mean`` and ``std`` (or ``var``), or ESPnet's ``feats_stats.npz``
+    (``count``, ``sum``, ``sum_square``: ``mean = sum / count``,
+    ``std = sqrt(max(sum_square / count - mean^2, 1e-20))``). Never unpickles.
+    """
+    import numpy as np
+
+    from .spectrogram import InputError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if {"count", "sum", "sum_square"} <= keys:
+                count = float(np.asarray(z["count"]).reshape(-1)[0])
+                mean = np.asarray(z["sum"], dtype=np.float64) / count
+                var = np.asarray(z["sum_square"], dtype=np.float64) / count - mean ** 2
+                std = np.sqrt(np.maximum(var, 1e-20))
+            elif "mean" in keys and ("std" in keys or "var" in keys):
+                mean = np.asarray(z["mean"], dtype=np.float64)
+                std = (np.asarray(z["std"], dtype=np.float64) if "std" in keys
+                       else np.sqrt(np.maximum(np.asarray(z["var"], dtype=np.float64), 1e-20)))
+            else:
+                raise InputError(path, f"stats file needs mean/std or count/sum/sum_square arrays; has {', '.join(sorted(keys))}")
+    except InputError:
+        raise
+    except (OSError, ValueError, EOFError) as e:
+        raise InputError(path, f"cannot read stats file ({e})") from None
+    mean, std = mean.reshape(-1), std.reshape(-1)
+    if n_mels is not None and (mean.size != n_mels or std.size != n_mels):
+        raise InputError(path, f"stats hold {mean.size} bands, the settings have n_mels {n_mels}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise InputError(path, "stats contain NaN, Inf or non-positive std")
+    return torch.from_numpy(mean), torch.from_numpy(std)
+
+
+def _db_multiplier(cfg) -> float:
+    return 20.0 / float(cfg.mel_power)
+
+
+def encode(mel: torch.Tensor, cfg, stats=None) -> torch.Tensor:
+    """Linear mel ``[..., n_mels, T]`` -> the model's features (compression, then normalisation)."""
+    c = cfg.compression
+    if c == "none":
+        x = mel
+    elif c == "ln":
+        x = torch.log(mel.clamp_min(cfg.clamp))
+    elif c == "log10":
+        x = torch.log10(mel.clamp_min(cfg.clamp))
+    elif c == "db":
+        x = _db_multiplier(cfg) * torch.log10(mel.clamp_min(cfg.clamp) / cfg.db_ref)
+        if cfg.top_db is not None:
+            x = torch.maximum(x, x.amax(dim=(-2, -1), keepdim=True) - cfg.top_db)
+    else:  # log1p
+        x = torch.log1p(mel)
+    n = cfg.normalization
+    if n == "meanvar":
+        mean, std = stats if stats is not None else load_stats(cfg.stats, cfg.n_mels)
+        x = (x - mean.to(x)[:, None]) / std.to(x)[:, None]
+    elif n == "symmetric":
+        m = cfg.max_norm
+        x = 2 * m * (x - cfg.ref_level_db - cfg.min_level_db) / (-cfg.min_level_db) - m
+        x = x.clamp(-m, m)
+    return x
+
+
+def decode(feats: torch.Tensor, cfg, stats=None) -> torch.Tensor:
+    """The model's features -> linear mel ``filterbank @ |X| ** mel_power`` (>= 0)."""
+    x = feats
+    n = cfg.normalization
+    if n == "meanvar":
+        if stats is None and cfg.stats is None:
+            from .spectrogram import InputError
+
+            raise InputError(None, "these settings use mean/variance normalisation: give the model's "
+                                   "stats file with --stats (e.g. feats_stats.npz)")
+        mean, std = stats if stats is not None else load_stats(cfg.stats, cfg.n_mels)
+        x = x * std.to(x)[:, None] + mean.to(x)[:, None]
+    elif n == "symmetric":
+        m = cfg.max_norm
+        x = (x + m) * (-cfg.min_level_db) / (2 * m) + cfg.min_level_db + cfg.ref_level_db
+    c = cfg.compression
+    if c == "ln":
+        x = torch.exp(x)
+    elif c == "log10":
+        x = torch.pow(10.0, x)
+    elif c == "db":
+        x = cfg.db_ref * torch.pow(10.0, x / _db_multiplier(cfg))
+    elif c == "log1p":
+        x = torch.expm1(x)
+    return x.clamp_min(0)
+
+
+class MelTransform:
+    """``|X| -> filterbank @ |X| ** p`` and its non-negative least-squares inverse, batched.
+
+    Parameters
+    ----------
+    cfg : settings with ``n_mels`` (and ``fmin``, ``fmax``, ``mel_scale``, ``mel_norm``, ``mel_power``).
+    device, dtype : where the filterbank lives.
+    """
+
+    def __init__(self, cfg, device=None, dtype=torch.float32):
+        self.cfg = cfg
+        self.power = float(cfg.mel_power)
+        self.fb = mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.effective_fmax,
+                                 cfg.mel_scale, cfg.mel_norm, device=device, dtype=dtype)
+        # Step of projected gradient: 1 / ||fb||_2^2 (largest singular value squared).
+        self._lipschitz = float(torch.linalg.matrix_norm(self.fb.double(), ord=2) ** 2)
+
+    def __call__(self, mag: torch.Tensor) -> torch.Tensor:
+        p = mag if self.power == 1 else mag.pow(self.power)
+        return torch.matmul(self.fb, p)
+
+    def to_linear(self, mel: torch.Tensor, n_iter: int = 200) -> torch.Tensor:
+        """Magnitudes ``[..., F, T]`` whose mel is closest to ``mel`` (non-negative least squares).
+
+        FISTA (Beck & Teboulle 2009) on ``min_{P >= 0} ||fb P - mel||^2`` with ``P = |X| ** p``,
+        all frames and items at once, started from the scaled transpose ``fb^T mel``; returns
+        ``P ** (1 / p)``. Unlike a pseudo-inverse it never goes negative.
+        """
+        fb = self.fb.to(mel.dtype)
+        fbt = fb.transpose(0, 1)
+        rhs = torch.matmul(fbt, mel)          # [..., F, T]
+        step = 1.0 / self._lipschitz
+        # Start from the transpose, scaled so that its mel has the right energy per frame.
+        p0 = rhs.clamp_min(0)
+        est = torch.matmul(fb, p0)
+        num = (est * mel).sum(dim=-2, keepdim=True)
+        den = (est * est).sum(dim=-2, keepdim=True).clamp_min(torch.finfo(mel.dtype).tiny)
+        p = p0 * (num / den).clamp_min(0)
+        y, t = p, 1.0
+        for _ in range(n_iter):
+            grad = torch.matmul(fbt, torch.matmul(fb, y) - mel)  # cheaper than the F x F Gram
+            p_next = (y - step * grad).clamp_min(0)
+            t_next = (1 + (1 + 4 * t * t) ** 0.5) / 2
+            y = p_next + ((t - 1) / t_next) * (p_next - p)
+            p, t = p_next, t_next
+        return p if self.power == 1 else p.pow(1.0 / self.power)

@@ -26,7 +26,7 @@ import torch
 
 from .. import metrics as _metrics
 
-__all__ = ["Progress", "Monitor", "random_phase", "zero_phase", "unit"]
+__all__ = ["Progress", "Monitor", "MonitorView", "random_phase", "zero_phase", "unit"]
 
 
 @dataclass
@@ -89,6 +89,11 @@ class Monitor:
             est_mag = est_mag()
         return self.report(i, est_mag)
 
+    def view(self, offset: int = 0, transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> "MonitorView":
+        """This monitor as seen by a stage of a pipeline: iterations shifted by ``offset`` and
+        estimates mapped by ``transform`` (e.g. linear magnitude -> mel) before evaluation."""
+        return MonitorView(self, offset, transform)
+
     def report(self, i: int, est_mag: torch.Tensor, done: bool = False) -> bool:
         values = {k: v.detach().cpu() for k, v in _metrics.compute(est_mag, self.target, self.metric_names).items()}
         self.history.append({"iteration": i, **{k: v.tolist() for k, v in values.items()}})
@@ -103,6 +108,44 @@ class Monitor:
                     self.stopped_early = True
                     return True
         return False
+
+
+class MonitorView:
+    """A stage's window on a :class:`Monitor` (see :meth:`Monitor.view`)."""
+
+    def __init__(self, monitor: Monitor, offset: int = 0, transform=None):
+        self.monitor, self.offset, self.transform = monitor, offset, transform
+
+    @property
+    def active(self) -> bool:
+        return self.monitor.active
+
+    @property
+    def iterations(self) -> int:
+        return self.monitor.iterations - self.offset
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        self.monitor.iterations = value + self.offset
+
+    @property
+    def n_iter(self) -> int:
+        return self.monitor.n_iter - self.offset
+
+    def due(self, i: int) -> bool:
+        return self.monitor.due(i + self.offset)
+
+    def step(self, i: int, est_mag) -> bool:
+        if self.transform is None:
+            return self.monitor.step(i + self.offset, est_mag)
+        t = self.transform
+        return self.monitor.step(i + self.offset, (lambda: t(est_mag())) if callable(est_mag) else t(est_mag))
+
+    def view(self, offset: int = 0, transform=None) -> "MonitorView":
+        if transform is not None and self.transform is not None:
+            inner, outer = transform, self.transform
+            transform = lambda x: outer(inner(x))  # noqa: E731
+        return MonitorView(self.monitor, self.offset + offset, transform or self.transform)
 
 
 def unit(z: torch.Tensor, eps: float = 1e-16) -> torch.Tensor:

@@ -37,16 +37,6 @@ from .base import Monitor
 __all__ = ["dm", "raar"]
 
 
-class _Offset:
-    """Passes a finisher's iterations to the caller's monitor shifted by the DM iterations."""
-
-    def __init__(self, monitor: Monitor, offset: int):
-        self.monitor, self.offset = monitor, offset
-
-    def step(self, i, est_mag):
-        return self.monitor.step(i + self.offset, est_mag)
-
-
 def _pa(v: torch.Tensor, mag: torch.Tensor, eps: float) -> torch.Tensor:
     return v * (mag / v.abs().clamp_min(eps))
 
@@ -112,7 +102,7 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
         from .agla import agla as fin
     else:
         from .gla import fgla as fin
-    return fin(mag, stft, n_iter=rest, init=g, length=length, monitor=_Offset(monitor, n_dm))
+    return fin(mag, stft, n_iter=rest, init=g, length=length, monitor=monitor.view(offset=n_dm))
 
 
 def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
