@@ -21,13 +21,16 @@ from typing import Any, Callable
 import torch
 
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
-from .algorithms.registry import INITS, get_method
+from .algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD, INITS, get_method
 from .config import STFTConfig
 from .dsp import STFT
 from .metrics import compute
 from .spectrogram import InputError, Target, interpret
 
 __all__ = ["invert", "InversionResult", "resolve_device", "DeviceError", "spectrogram_of"]
+
+#: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
+DEFAULT_REFINE = 50
 
 PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
 
@@ -55,6 +58,8 @@ class InversionResult:
     config: STFTConfig
     history: list[dict] = field(default_factory=list)
     stopped_early: bool = False
+    #: ``linear`` or ``mel``: the domain of ``metrics``.
+    domain: str = "linear"
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -86,30 +91,38 @@ def spectrogram_of(audio: torch.Tensor, stft: STFT, n_frames: int) -> torch.Tens
     return mag
 
 
-def invert(spec, *, method: str = "fgla", config: STFTConfig | None = None, n_iter: int = 100,
-           init: str = "random", input_kind: str = "magnitude", layout: str = "ft",
+def invert(spec, *, method: str = DEFAULT_METHOD, config: STFTConfig | None = None, n_iter: int = 100,
+           init: str = DEFAULT_INIT, input_kind: str = "magnitude", layout: str | None = None,
            length: int | None = None, device: str | torch.device = "auto", precision: str = "single",
            seed: int | None = 0, tol: float = 0.0, eval_every: int = 10,
            callback: Callable[[Progress], None] | None = None, source: str | None = None,
-           **options: Any) -> InversionResult:
-    """Invert a spectrogram ``[..., F, T]`` to audio with a registered method.
+           refine: int | None = None, nnls_iters: int = 100, **options: Any) -> InversionResult:
+    """Invert a spectrogram ``[..., F, T]`` (linear or mel) to audio with a registered method.
 
     Parameters
     ----------
     spec : numpy array or torch tensor (or a :class:`~specinv_cli.spectrogram.Target`).
-    method : a name from ``specinv methods`` (``gla``, ``fgla``, ...).
-    config : STFT settings; ``n_fft`` is inferred from the bins unless set explicitly.
-    n_iter : iterations of iterative methods.
-    init : starting phase: ``random``, ``zero``, ``spsi`` or ``pghi``; a complex input's phase
-        overrides it.
-    input_kind, layout : how to read ``spec`` (see :func:`specinv_cli.spectrogram.interpret`).
+    method : a name from ``specinv methods`` (default ``dm``: difference map then AGLA).
+    config : STFT (and mel) settings; ``n_fft`` is inferred from the bins unless set explicitly.
+        With mel settings, an input of ``n_mels`` bins is a model's mel features: it is decoded
+        (``compression``, ``normalization``), mapped to a linear magnitude by non-negative least
+        squares (``nnls_iters``), phase-retrieved with ``method``, and optionally refined.
+    n_iter : iterations in total (``refine`` of them are L-BFGS steps at the end).
+    init : starting phase: ``random``, ``zero``, ``spsi`` or ``pghi`` (default); a complex
+        input's phase overrides it.
+    input_kind, layout : how to read ``spec`` (see :func:`specinv_cli.spectrogram.interpret`);
+        ``layout`` defaults to the settings' (``ft``).
     length : output samples (default ``(T - 1) * hop`` for centred frames).
     device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
     precision : ``single`` (float32/complex64) or ``double``.
     seed : seed of the random initial phase (``None``: nondeterministic).
     tol : early stop on the relative change of the spectral loss (0: run all iterations).
     eval_every : iterations between metric evaluations (progress and ``tol``).
-    callback : receives :class:`~specinv_cli.algorithms.base.Progress` reports.
+    callback : receives :class:`~specinv_cli.algorithms.base.Progress` reports; metrics are in
+        the input's domain (mel SC for mel input).
+    refine : L-BFGS iterations on the waveform against the input itself (the mel for mel input),
+        taken from ``n_iter`` after ``method``; ``None``: :data:`DEFAULT_REFINE` for mel input,
+        0 for linear input.
     **options : method options (e.g. ``alpha=0.99`` for ``fgla``).
     """
     m = get_method(method)
@@ -127,18 +140,46 @@ def invert(spec, *, method: str = "fgla", config: STFTConfig | None = None, n_it
     dev = resolve_device(device)
     real, cplx = PRECISIONS[precision]
 
-    target = spec if isinstance(spec, Target) else interpret(spec, input_kind, layout, source)
-    cfg = (config or STFTConfig()).with_bins(target.mag.shape[-2], source or "input")
-    mag = target.mag
-    if not cfg.onesided:  # real signals: the upper half is redundant
-        mag = mag[..., : cfg.n_fft // 2 + 1, :]
-    mag = mag.to(device=dev, dtype=real)
+    cfg0 = config or STFTConfig()
+    target = spec if isinstance(spec, Target) else interpret(
+        spec, input_kind, layout or cfg0.layout, source, n_mels=cfg0.n_mels)
+    cfg = cfg0.with_bins(target.mag.shape[-2], source or "input")
+    if target.mel_features and not cfg.is_mel:
+        raise InputError(source, "mel features given but the settings have no n_mels")
+
+    mel_op = None
+    if cfg.is_mel:
+        from .mel import MelTransform, decode
+
+        try:
+            domain_target = decode(target.mag.to(device=dev, dtype=real), cfg)
+        except InputError as e:
+            raise (InputError(source, e.message) if e.source is None else e) from None
+        if not bool(torch.isfinite(domain_target).all()):
+            raise InputError(source, f"mel features overflow when decoded ({cfg.compression}, "
+                                     f"{cfg.normalization}); check --config/--compression")
+        mel_op = MelTransform(cfg, device=dev, dtype=real)
+        mag = mel_op.to_linear(domain_target, nnls_iters)
+    else:
+        mag = target.mag
+        if not cfg.onesided:  # real signals: the upper half is redundant
+            mag = mag[..., : cfg.n_fft // 2 + 1, :]
+        mag = mag.to(device=dev, dtype=real)
+        domain_target = mag
+    if refine is None:
+        refine = DEFAULT_REFINE if cfg.is_mel and m.iterative and m.name != "lbfgs" else 0
+    if refine < 0 or (m.iterative and refine > n_iter):
+        raise ValueError(f"refine must be between 0 and the iterations ({n_iter}), got {refine}")
+    n_phase = n_iter - refine if m.iterative else 0
+
     stft = STFT(cfg, device=dev, dtype=real)
     n_frames = mag.shape[-1]
     if length is None:
         length = stft.default_length(n_frames)
 
     phase = target.phase
+    if phase is not None or init in ("spsi", "pghi"):
+        opts = {**opts, **{k: v for k, v in m.informed_init_options.items() if k not in options}}
     if phase is not None:
         phase = phase[..., : mag.shape[-2], :].to(device=dev, dtype=cplx)
     elif init in ("spsi", "pghi"):
@@ -149,14 +190,27 @@ def invert(spec, *, method: str = "fgla", config: STFTConfig | None = None, n_it
     else:
         phase = zero_phase(mag.shape, dev, cplx)
 
-    monitor = Monitor(mag, n_iter if m.iterative else 0, eval_every, tol, callback)
+    total = n_phase + refine
+    monitor = Monitor(domain_target, total, eval_every, tol, callback)
     fn = m.load()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
     with torch.no_grad():
-        audio = fn(mag, stft, n_iter=n_iter, init=mag * phase, length=length, monitor=monitor, **opts)
-        final = compute(spectrogram_of(audio, stft, n_frames), mag)
+        if mel_op is not None and m.name == "lbfgs":  # direct optimisation against the mel
+            audio = fn(mag, stft, n_iter=n_phase, init=mag * phase, length=length, monitor=monitor,
+                       domain=mel_op, domain_target=domain_target, **opts)
+        else:
+            stage = monitor.view(transform=mel_op) if mel_op is not None else monitor
+            audio = fn(mag, stft, n_iter=n_phase, init=mag * phase, length=length, monitor=stage, **opts)
+        if refine > 0 and not monitor.stopped_early:
+            from .algorithms.lbfgs import lbfgs
+
+            audio = lbfgs(mag, stft, n_iter=refine, init=stft.forward(audio), length=length,
+                          monitor=monitor.view(offset=n_phase), domain=mel_op,
+                          domain_target=domain_target if mel_op is not None else None)
+        est = spectrogram_of(audio, stft, n_frames)
+        final = compute(mel_op(est) if mel_op is not None else est, domain_target)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     seconds = time.perf_counter() - t0
@@ -167,4 +221,4 @@ def invert(spec, *, method: str = "fgla", config: STFTConfig | None = None, n_it
     audio = audio.detach().to("cpu", torch.float32)
     audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return InversionResult(audio, final, m.name, opts, iterations, seconds, str(dev), cfg,
-                           monitor.history, monitor.stopped_early)
+                           monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear")

@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from ._version import __version__
-from .algorithms.registry import INITS, REGISTRY, all_options, get_method
+from .algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -70,9 +70,9 @@ def cli():
 @click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output WAV ('-' = stdout). A batched input writes OUTPUT_000.wav, ...")
 @click.option("-O", "--output-dir", type=click.Path(file_okay=False), help="Folder for outputs, named after the inputs (<stem>.wav, <stem>_000.wav for batches).")
 @click.option("--example", is_flag=True, help="Invert the bundled example spectrogram (CC0 guitar chord).")
-@click.option("-m", "--method", default="fgla", show_default=True, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods').")
+@click.option("-m", "--method", default=DEFAULT_METHOD, show_default=True, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods').")
 @click.option("-n", "--iters", "n_iter", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of iterative methods.")
-@click.option("--init", type=click.Choice(INITS), default="random", show_default=True, help="Initial phase (a complex input's phase overrides it).")
+@click.option("--init", type=click.Choice(INITS), default=DEFAULT_INIT, show_default=True, help="Initial phase (a complex input's phase overrides it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initial phase.")
 @click.option("--tol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop when the spectral loss changes by less than this fraction between evaluations (0 = run all iterations).")
 @click.option("--config", "config_name", metavar="NAME|FILE.toml", help="STFT preset from configs/ (see 'specinv configs') or a TOML file.")
@@ -84,7 +84,19 @@ def cli():
 @click.option("--pad-mode", type=click.Choice(["reflect", "constant", "replicate", "circular"]), help="Padding for centred frames [reflect].")
 @click.option("--sr", "sample_rate", type=click.IntRange(min=1), help="Sample rate of the output in Hz [22050].")
 @click.option("--input-kind", type=click.Choice(["magnitude", "power", "db", "log", "complex"]), default="magnitude", show_default=True, help="What the input holds: |X|, |X|^2, 20log10|X|, ln|X|, or complex X (also real [..., F, T, 2]).")
-@click.option("--layout", type=click.Choice(["ft", "tf"]), default="ft", show_default=True, help="Axis order of the last two dims: ft = [..., F, T], tf = [..., T, F].")
+@click.option("--layout", type=click.Choice(["ft", "tf"]), default=None, help="Axis order of the last two dims: ft = [..., F, T], tf = [..., T, F] [the preset's, else ft].")
+@click.option("--n-mels", type=click.IntRange(min=1), help="Mel bands: inputs with this many bins are mel spectrograms [preset's].")
+@click.option("--fmin", type=click.FloatRange(min=0), help="Lowest mel frequency in Hz [0].")
+@click.option("--fmax", type=click.FloatRange(min=0, min_open=True), help="Highest mel frequency in Hz [sr/2].")
+@click.option("--mel-scale", type=click.Choice(["slaney", "htk"]), help="Mel scale [slaney].")
+@click.option("--mel-norm", type=click.Choice(["slaney", "none"]), help="Mel filter normalisation [slaney].")
+@click.option("--mel-power", type=click.FloatRange(min=0, min_open=True), help="Mel of |X|**p: 1 magnitude, 2 power [1].")
+@click.option("--compression", type=click.Choice(["none", "ln", "log10", "db", "log1p"]), help="Log compression of the mel features [preset's, else none].")
+@click.option("--clamp", type=click.FloatRange(min=0, min_open=True), help="Floor applied before the log (e.g. 1e-5 for ln(clamp(x, 1e-5))).")
+@click.option("--normalization", type=click.Choice(["none", "meanvar", "symmetric"]), help="Normalisation after compression [preset's, else none].")
+@click.option("--stats", type=click.Path(dir_okay=False), help="Mean/std stats (.npz; ESPnet feats_stats.npz) for meanvar normalisation.")
+@click.option("--refine", type=click.IntRange(min=0), default=None, help="L-BFGS iterations on the waveform against the input (the mel for mel input), taken from --iters [mel input: 50; linear: 0].")
+@click.option("--nnls-iters", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of the mel -> linear non-negative least squares.")
 @click.option("--key", help="Array name in a .npz, or key in a .pt dict.")
 @click.option("--length", type=click.IntRange(min=1), help="Output length in samples [(T-1)*hop for centred frames].")
 @click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "FLOAT"]), default="PCM_16", show_default=True, help="WAV sample format.")
@@ -99,8 +111,9 @@ def cli():
 @_apply(_method_option_decorators())
 def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol, config_name, n_fft,
            hop_length, win_length, window, center, pad_mode, sample_rate, input_kind, layout, key,
-           length, subtype, normalize, device, precision, metric, eval_every, as_json, quiet, debug,
-           **method_options):
+           n_mels, fmin, fmax, mel_scale, mel_norm, mel_power, compression, clamp, normalization, stats,
+           refine, nnls_iters, length, subtype, normalize, device, precision, metric, eval_every, as_json,
+           quiet, debug, **method_options):
     """Invert spectrogram files (.npy, .npz, .pt) to WAV.
 
     \b
@@ -136,7 +149,11 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     try:
         base_cfg = _build_config(config_name, dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length,
                                                    window=window, center=center, pad_mode=pad_mode,
-                                                   sample_rate=sample_rate))
+                                                   sample_rate=sample_rate, n_mels=n_mels, fmin=fmin,
+                                                   fmax=fmax, mel_scale=mel_scale, mel_norm=mel_norm,
+                                                   mel_power=mel_power, compression=compression,
+                                                   clamp=clamp, normalization=normalization,
+                                                   stats=stats, layout=layout))
     except ValueError as e:
         _usage(rep, str(e))
     if output_dir:
@@ -164,7 +181,8 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
                 for rec in _invert_one(path, rep, output=output, output_dir=output_dir,
                                        example=example, method=m.name, opts=opts, n_iter=n_iter,
                                        init=init, seed=seed, tol=tol, cfg=base_cfg, input_kind=input_kind,
-                                       layout=layout, key=key, length=length, subtype=subtype,
+                                       key=key, length=length, subtype=subtype, refine=refine,
+                                       nnls_iters=nnls_iters,
                                        normalize=normalize or "auto", device=dev, precision=precision,
                                        eval_every=eval_every, debug=debug):
                     results.append(rec)
@@ -210,15 +228,18 @@ def _install_signal_handlers():
 
 
 def _build_config(config_name, flags: dict):
-    from .config import STFTConfig, load_preset
+    from .config import ConfigError, load_preset
 
     cfg = load_preset(config_name) if config_name else load_preset("default", explicit=False)
     changes = {k: v for k, v in flags.items() if v is not None}
+    if "n_fft" in changes and "win_length" not in changes:
+        if "win_length" not in cfg.explicit or (cfg.win_length or 0) > changes["n_fft"]:
+            changes["win_length"] = None  # the window follows n_fft, as in librosa/torch
     if changes:
-        cfg = cfg.replace(**changes)
-        if "n_fft" in changes and "win_length" not in changes and cfg.win_length and cfg.win_length > cfg.n_fft:
-            cfg = cfg.replace(win_length=cfg.n_fft)
-        cfg.validate("options")
+        try:
+            cfg = cfg.replace(**changes)
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("settings:", "options:", 1)) from None
     return cfg
 
 
@@ -244,7 +265,8 @@ def _output_paths(path: str, n_items: int, output: str | None, output_dir: str |
 
 
 def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter, init, seed, tol, cfg,
-                input_kind, layout, key, length, subtype, normalize, device, precision, eval_every, debug):
+                input_kind, key, length, subtype, normalize, device, precision, eval_every, debug, refine,
+                nnls_iters):
     """Invert one input file; yields one record per written output. Raises Failure."""
     from .api import invert as run_invert
     from .config import ConfigError
@@ -253,7 +275,7 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
 
     name = "<stdin>" if path == "-" else str(path)
     try:
-        target = load_spectrogram(path, key=key, input_kind=input_kind, layout=layout)
+        target = load_spectrogram(path, key=key, input_kind=input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
         item_cfg = cfg.with_bins(target.mag.shape[-2], name)
     except (InputError, ConfigError) as e:
         if debug:
@@ -267,11 +289,13 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
         if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
             raise Failure(f"{name}: output path {d} is the input file; choose another -o/-O")
     labels = [Path(str(d)).name if d != "-" else "stdout" for d in dests]
-    callback = rep.callback_for(labels, n_iter if get_method(method).iterative else 1)
+    m = get_method(method)
+    total = n_iter if m.iterative else (refine or 0)
+    callback = rep.callback_for(labels, max(total, 1))
     try:
         res = run_invert(target, method=method, config=item_cfg, n_iter=n_iter, init=init, length=length,
                          device=device, precision=precision, seed=seed, tol=tol, eval_every=eval_every,
-                         callback=callback, source=name, **opts)
+                         callback=callback, source=name, refine=refine, nnls_iters=nnls_iters, **opts)
     except (InputError, ConfigError, ValueError) as e:
         if debug:
             raise
@@ -304,12 +328,14 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
         except OutputError as e:
             raise Failure(str(e)) from None
         rec = {"input": name, "item": i if n_items > 1 else None, "output": str(dest), "status": "ok",
-               "method": method, "iterations": res.iterations, "sc": round(flat["sc"][i], 4),
+               "method": method, "iterations": res.iterations, "domain": res.domain,
+               "sc": round(flat["sc"][i], 4),
                "snr": round(flat["snr"][i], 4), "ser": round(flat["ser"][i], 4),
                "seconds": round(per_item_seconds, 4), "device": res.device, "samples": int(data.shape[-1]),
                "sample_rate": item_cfg.sample_rate, "gain": round(gain, 6)}
         if not rep.live:
-            rep.info(f"{label} -> {dest}: {method} {res.iterations} it, SC {flat['sc'][i]:.2f} dB, "
+            dom = "mel " if res.domain == "mel" else ""
+            rep.info(f"{label} -> {dest}: {method} {res.iterations} it, {dom}SC {flat['sc'][i]:.2f} dB, "
                      f"SNR {flat['snr'][i]:.2f} dB, SER {flat['ser'][i]:.2f} dB, {per_item_seconds:.2f} s on {res.device}")
         yield rec
 

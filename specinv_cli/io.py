@@ -165,11 +165,12 @@ def load_array(path: str | os.PathLike, key: str | None = None):
 
 
 def load_spectrogram(path, *, key: str | None = None, input_kind: str = "magnitude",
-                     layout: str = "ft") -> Target:
+                     layout: str = "ft", n_mels: int | None = None) -> Target:
     """Load and validate a spectrogram file (``.npy``, ``.npz``, ``.pt``).
 
     Returns a :class:`~specinv_cli.spectrogram.Target` with magnitudes ``[..., F, T]`` and the
-    phase of complex inputs. Raises :class:`InputError` naming the file.
+    phase of complex inputs (or, with ``n_mels`` and an input of that many bins, the undecoded mel
+    features). Raises :class:`InputError` naming the file.
 
     Example
     -------
@@ -180,7 +181,7 @@ def load_spectrogram(path, *, key: str | None = None, input_kind: str = "magnitu
     """
     name = "<stdin>" if str(path) == "-" else str(path)
     arr = load_array(path, key)
-    return interpret(arr, input_kind, layout, name)
+    return interpret(arr, input_kind, layout, name, n_mels=n_mels)
 
 
 # --- audio output ---------------------------------------------------------------------------

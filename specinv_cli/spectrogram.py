@@ -33,19 +33,26 @@ class Target:
 
     mag: torch.Tensor
     phase: torch.Tensor | None = None
+    #: ``mag`` holds a model's (possibly log-compressed, normalised) mel features, to be decoded
+    #: with the settings' compression (see :func:`specinv_cli.mel.decode`).
+    mel_features: bool = False
 
     @property
     def batch_shape(self) -> tuple:
         return tuple(self.mag.shape[:-2])
 
 
-def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None = None) -> Target:
+def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None = None,
+              n_mels: int | None = None) -> Target:
     """Turn an array (numpy or torch) into a validated :class:`Target`.
 
     - ``kind`` says what the numbers are (see :data:`INPUT_KINDS`); a complex-dtype array is
       always taken as ``complex`` when ``kind`` is ``magnitude`` (the default).
     - ``layout`` ``ft`` is ``[..., F, T]`` (torch/librosa), ``tf`` is ``[..., T, F]``.
     - integer and half-precision arrays are converted to float32.
+
+    - with ``n_mels`` (mel settings), an input of ``n_mels`` bins is a model's mel features: it
+      is returned undecoded (``mel_features=True``; ``kind`` must be ``magnitude``, the default).
 
     Raises :class:`InputError` for wrong ndim, empty axes, NaN/Inf, negative magnitudes, or a
     kind that does not fit the data.
@@ -95,6 +102,11 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
         raise InputError(source, f"contains {bad} NaN or infinite value(s)")
 
     phase = None
+    if n_mels is not None and n_f == n_mels:
+        if kind != "magnitude" or x.is_complex():
+            raise InputError(source, f"a mel input ({n_mels} bins) is decoded with the settings' compression "
+                                     f"(--compression, --config), not --input-kind {kind}")
+        return Target(x.contiguous(), None, mel_features=True)
     if kind == "complex":
         mag = x.abs()
         phase = torch.where(mag > 0, x / mag.clamp_min(torch.finfo(mag.dtype).tiny), torch.ones_like(x))

@@ -117,7 +117,7 @@ def test_json_fields(tmp_path, capsys, mag):
     rec = json.loads(out.splitlines()[0])
     for k in ("input", "output", "method", "iterations", "sc", "snr", "ser", "seconds", "device"):
         assert k in rec
-    assert rec["iterations"] == 10 and rec["method"] == "fgla" and rec["device"] == "cpu"
+    assert rec["iterations"] == 10 and rec["method"] == "dm" and rec["device"] == "cpu"
     assert json.loads(out.splitlines()[-1])["summary"]["outputs"] == 1
 
 

@@ -140,7 +140,9 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
 
 def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
           length: int | None = None, monitor: Monitor | None = None, lr: float = 1.0,
-          history_size: int = 10, power: float = 1.0) -> torch.Tensor:
+          history_size: int = 10, power: float = 1.0,
+          domain: Callable[[torch.Tensor], torch.Tensor] | None = None,
+          domain_target: torch.Tensor | None = None) -> torch.Tensor:
     """L-BFGS on the waveform against ``|STFT(x)|^power`` (Decorsière et al. 2015).
 
     Parameters
@@ -155,6 +157,9 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
     lr : L-BFGS step length (1 with the line search).
     history_size : L-BFGS memory.
     power : exponent ``p`` of the magnitude compared (``2``: the paper's power spectrogram).
+    domain, domain_target : optional differentiable map of ``|STFT(x)|^power`` (e.g. a mel
+        filterbank, :class:`specinv_cli.mel.MelTransform`) and the target in that domain; the
+        monitor then receives ``domain(|STFT(x)|)``. ``mag`` only supplies the start.
 
     Example
     -------
@@ -190,6 +195,12 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
         # p < 1: (|c|^2 + tiny)^(p/2) keeps the gradient finite at c = 0.
         return fit((c.real.square() + c.imag.square() + tiny).pow(power / 2))
 
+    if domain is not None:
+        if domain_target is None:
+            raise ValueError("domain given without domain_target")
+        return lbfgs_waveform(domain_target, lambda x: domain(magnitude(x)), x0, n_iter=n_iter,
+                              monitor=monitor, monitor_fn=lambda x: domain(fit(stft.forward(x).abs())),
+                              lr=lr, history_size=history_size)
     target = mag if power == 1 else mag.pow(power)
     return lbfgs_waveform(target, magnitude, x0, n_iter=n_iter, monitor=monitor,
                           monitor_fn=lambda x: fit(stft.forward(x).abs()),

@@ -1,0 +1,18 @@
+"""The default method and init (chosen in benchmarks/methods.py) on real clips."""
+import pytest
+
+from conftest import load_clip, reference_magnitude
+from specinv_cli import invert
+from specinv_cli.algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD
+
+
+@pytest.mark.parametrize("clip", ["speech_04_en_m_cmu_arctic_awb_a0007", "music_guitar_em9"])
+def test_default_is_dm_from_pghi_and_beats_fgla_from_random(corpus, clip):
+    assert (DEFAULT_METHOD, DEFAULT_INIT) == ("dm", "pghi")
+    audio = load_clip(clip, seconds=3.0, offset=0.5)
+    mag = reference_magnitude(audio)
+    best = invert(mag, length=len(audio), device="cpu")
+    base = invert(mag, method="fgla", init="random", length=len(audio), device="cpu")
+    assert best.method == "dm" and best.iterations == 100
+    assert float(best.metrics["sc"]) < -33.0  # measured about -35.5 and -39.9
+    assert float(best.metrics["sc"]) < float(base.metrics["sc"]) + -6.0
