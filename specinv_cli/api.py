@@ -21,7 +21,7 @@ from typing import Any, Callable
 import torch
 
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
-from .algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD, INITS, get_method
+from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, get_method
 from .config import STFTConfig
 from .dsp import STFT
 from .metrics import compute
@@ -91,7 +91,7 @@ def spectrogram_of(audio: torch.Tensor, stft: STFT, n_frames: int) -> torch.Tens
     return mag
 
 
-def invert(spec, *, method: str = DEFAULT_METHOD, config: STFTConfig | None = None, n_iter: int = 100,
+def invert(spec, *, method: str | None = None, config: STFTConfig | None = None, n_iter: int = 100,
            init: str = DEFAULT_INIT, input_kind: str = "magnitude", layout: str | None = None,
            length: int | None = None, device: str | torch.device = "auto", precision: str = "single",
            seed: int | None = 0, tol: float = 0.0, eval_every: int = 10,
@@ -102,7 +102,8 @@ def invert(spec, *, method: str = DEFAULT_METHOD, config: STFTConfig | None = No
     Parameters
     ----------
     spec : numpy array or torch tensor (or a :class:`~specinv_cli.spectrogram.Target`).
-    method : a name from ``specinv methods`` (default ``dm``: difference map then AGLA).
+    method : a name from ``specinv methods``; default ``dm`` (difference map then AGLA) for
+        linear input, ``lbfgs`` (direct optimisation against the mel) for mel input.
     config : STFT (and mel) settings; ``n_fft`` is inferred from the bins unless set explicitly.
         With mel settings, an input of ``n_mels`` bins is a model's mel features: it is decoded
         (``compression``, ``normalization``), mapped to a linear magnitude by non-negative least
@@ -125,8 +126,8 @@ def invert(spec, *, method: str = DEFAULT_METHOD, config: STFTConfig | None = No
         0 for linear input.
     **options : method options (e.g. ``alpha=0.99`` for ``fgla``).
     """
-    m = get_method(method)
-    opts = m.resolve_options(options)
+    if method is not None:
+        get_method(method).resolve_options(options)  # fail fast, before any work
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
     if precision not in PRECISIONS:
@@ -147,6 +148,8 @@ def invert(spec, *, method: str = DEFAULT_METHOD, config: STFTConfig | None = No
     if target.mel_features and not cfg.is_mel:
         raise InputError(source, "mel features given but the settings have no n_mels")
 
+    m = get_method(method or (DEFAULT_MEL_METHOD if cfg.is_mel else DEFAULT_METHOD))
+    opts = m.resolve_options(options)
     mel_op = None
     if cfg.is_mel:
         from .mel import MelTransform, decode

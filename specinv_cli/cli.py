@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from ._version import __version__
-from .algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
+from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -70,7 +70,7 @@ def cli():
 @click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output WAV ('-' = stdout). A batched input writes OUTPUT_000.wav, ...")
 @click.option("-O", "--output-dir", type=click.Path(file_okay=False), help="Folder for outputs, named after the inputs (<stem>.wav, <stem>_000.wav for batches).")
 @click.option("--example", is_flag=True, help="Invert the bundled example spectrogram (CC0 guitar chord).")
-@click.option("-m", "--method", default=DEFAULT_METHOD, show_default=True, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods').")
+@click.option("-m", "--method", default=None, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods') [{DEFAULT_METHOD}; mel input: {DEFAULT_MEL_METHOD}].")
 @click.option("-n", "--iters", "n_iter", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of iterative methods.")
 @click.option("--init", type=click.Choice(INITS), default=DEFAULT_INIT, show_default=True, help="Initial phase (a complex input's phase overrides it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initial phase.")
@@ -122,14 +122,25 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
       specinv invert mag.pt -m gla --iters 200 --sr 22050 -o out.wav
       specinv invert spec_db.npy --input-kind db --layout tf -o out.wav
       specinv invert batch.npy -O wavs/ --json          # [B, F, T] -> wavs/batch_000.wav ...
+      specinv invert mel.npy --config hifigan-22k -o out.wav   # a model's log-mel
     """
     from .progress import Reporter
 
     rep = Reporter(quiet=quiet, metric=metric)
-    given = {k: v for k, v in method_options.items() if v is not None}
+    opts = {k: v for k, v in method_options.items() if v is not None}
     try:
-        m = get_method(method)
-        opts = m.resolve_options(given)
+        if method is not None:
+            get_method(method).resolve_options(opts)
+        else:  # the default depends on the input (linear or mel): check the options fit one of them
+            defaults = list(dict.fromkeys((DEFAULT_METHOD, DEFAULT_MEL_METHOD)))
+            errors = []
+            for name in defaults:
+                try:
+                    get_method(name).resolve_options(opts)
+                except ValueError as e:
+                    errors.append(str(e))
+            if len(errors) == len(defaults):
+                raise ValueError(errors[0] + " (give -m to choose a method)")
     except ValueError as e:
         _usage(rep, str(e))
     if example:
@@ -172,14 +183,14 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     except DeviceError as e:
         _usage(rep, str(e))
 
-    interrupted = _install_signal_handlers()
+    _install_signal_handlers()
     results, failures = [], 0
     t_start = time.perf_counter()
     with rep.session():
         for path in inputs:
             try:
                 for rec in _invert_one(path, rep, output=output, output_dir=output_dir,
-                                       example=example, method=m.name, opts=opts, n_iter=n_iter,
+                                       example=example, method=method, opts=opts, n_iter=n_iter,
                                        init=init, seed=seed, tol=tol, cfg=base_cfg, input_kind=input_kind,
                                        key=key, length=length, subtype=subtype, refine=refine,
                                        nnls_iters=nnls_iters,
@@ -289,6 +300,7 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
         if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
             raise Failure(f"{name}: output path {d} is the input file; choose another -o/-O")
     labels = [Path(str(d)).name if d != "-" else "stdout" for d in dests]
+    method = method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
     m = get_method(method)
     total = n_iter if m.iterative else (refine or 0)
     callback = rep.callback_for(labels, max(total, 1))

@@ -134,7 +134,7 @@ def test_unknown_method_preset_and_option_values(tmp_path, capsys, good):
     assert_refused(capsys, tmp_path, [good, "--config", "nope"], "unknown preset 'nope'", "default")
     assert_refused(capsys, tmp_path, [good, "--config", tmp_path / "missing.toml"], "missing.toml", "not found")
     assert_refused(capsys, tmp_path, [good, "-m", "fgla", "--alpha", "-1"], "--alpha", ">= 0")
-    assert_refused(capsys, tmp_path, [good, "--alpha", "0.5"], "--alpha", "does not apply", "dm")
+    assert_refused(capsys, tmp_path, [good, "--alpha", "0.5"], "--alpha", "does not apply", "-m")
     assert_refused(capsys, tmp_path, [good, "-m", "gla", "--alpha", "0.5"], "--alpha", "does not apply", "gla")
     assert_refused(capsys, tmp_path, [good, "--iters", "-3"], "--iters")
     assert_refused(capsys, tmp_path, [good, "--window", "kaiserx"], "unknown window 'kaiserx'")

@@ -24,6 +24,11 @@ INITS = ("random", "zero", "spsi", "pghi")
 #: PGHI -37.0, torchaudio's GriffinLim -30.1, librosa's griffinlim -29.1).
 DEFAULT_METHOD = "dm"
 DEFAULT_INIT = "pghi"
+#: For mel input: L-BFGS on the waveform against the mel, from the PGHI phase of the NNLS
+#: magnitude (benchmarks/mel.py: -39.1 dB median mel SC on 4 clips with tacotron2 settings, against
+#: -32.6 for NNLS + 50 DM + 50 L-BFGS and -21.1 for librosa's mel_to_audio; tables in
+#: benchmarks/results/mel_*.md).
+DEFAULT_MEL_METHOD = "lbfgs"
 
 
 @dataclass(frozen=True)
