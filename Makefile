@@ -17,13 +17,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/specinv invert --example -m fgla -o example.wav
+	$(VENV)/bin/specinv invert --example -o example.wav
 
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --doctest-modules tests specinv_cli
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --doctest-modules tests specinv_cli
 
 roundtrip: $(STAMP)
 	$(PY) benchmarks/roundtrip.py

@@ -4,7 +4,10 @@
 For each clip of ../shared/corpus: reference STFT magnitude (n_fft 1024, hop 256, periodic Hann,
 centred, reflect) saved as .npy -> ``specinv invert -m METHOD --iters N --length L`` -> WAV ->
 SC of the WAV's magnitude against the input. librosa.griffinlim(n_iter=N, momentum=0.99) runs
-on the same magnitudes in the same run.
+on the same magnitudes in the same run. The WAVs are written as FLOAT without peak normalisation:
+a new phase changes the crest factor, and the default policy (scale to a 0.99 peak when the
+peak exceeds 1) would turn a level change into an SC penalty (e.g. 0.87x = -17.6 dB SC on
+speech_02, whose reconstruction peaks at 1.14).
 
     python benchmarks/roundtrip.py [--method fgla] [--iters 100] [--out benchmarks/results]
 
@@ -70,7 +73,7 @@ def main() -> int:
             np.save(npy, mag.numpy())
             cmd = [sys.executable, "-m", "specinv_cli", "invert", str(npy), "-m", args.method, "--iters",
                    str(args.iters), "--length", str(len(x)), "--sr", str(sr), "-o", str(wav), "--json",
-                   "--device", "cpu", *args.extra.split()]
+                   "--device", "cpu", "--subtype", "FLOAT", "--normalize", "none", *args.extra.split()]
             t0 = time.perf_counter()
             p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             wall = time.perf_counter() - t0

@@ -49,3 +49,32 @@ def corpus():
     if not files:
         pytest.skip(f"corpus not found at {CORPUS}")
     return files
+
+
+#: Excerpts (name, seconds, offset) shared by the per-method tests.
+SPEECH = ("speech_04_en_m_cmu_arctic_awb_a0007", 2.5, 0.5)
+GUITAR = ("music_01_classical_guitar", 2.5, 2.0)
+
+
+def excerpt_magnitude(clip):
+    """Reference magnitude of an excerpt ``(name, seconds, offset)``."""
+    name, seconds, offset = clip
+    return reference_magnitude(load_clip(name, seconds, offset))
+
+
+def method_sc(method, mag, **kw):
+    """SC (dB) of ``invert`` with ``method`` from random phase on the CPU."""
+    from specinv_cli.api import invert
+
+    return float(invert(mag, method=method, init="random", device="cpu", **kw).metrics["sc"])
+
+
+@pytest.fixture
+def one_thread(corpus):
+    """One torch thread (the per-method tests' bounds were measured so), restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,27 +12,10 @@ from specinv_cli.config import STFTConfig
 from specinv_cli.dsp import STFT
 from specinv_cli.metrics import sc
 
-from conftest import load_clip, reference_magnitude
+from conftest import GUITAR, SPEECH, excerpt_magnitude, load_clip, method_sc, reference_magnitude
 
-SPEECH = ("speech_04_en_m_cmu_arctic_awb_a0007", 2.5, 0.5)
-GUITAR = ("music_01_classical_guitar", 2.5, 2.0)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread(corpus):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _mag(clip):
-    name, seconds, offset = clip
-    return reference_magnitude(load_clip(name, seconds, offset))
-
-
-def _sc(method, mag, **kw):
-    return float(invert(mag, method=method, init="random", device="cpu", **kw).metrics["sc"])
+pytestmark = pytest.mark.usefixtures("one_thread")
+_mag, _sc = excerpt_magnitude, method_sc
 
 
 def test_beats_fgla_at_equal_iterations():
