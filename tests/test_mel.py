@@ -126,6 +126,13 @@ def coqui_mel(y):  # AudioProcessor.melspectrogram with BaseAudioConfig defaults
     return torch.from_numpy(np.clip(8 * (db + 100) / 100 - 4, -4, 4).astype(np.float32))
 
 
+def coqui_ljspeech_mel(y):  # recipes/ljspeech: signal_norm False, mel_fmax 8000, spec_gain 1, np.log
+    D = librosa.stft(y.numpy(), n_fft=1024, hop_length=256, win_length=1024, window="hann", center=True,
+                     pad_mode="reflect")
+    S = librosa.filters.mel(sr=22050, n_fft=1024, n_mels=80, fmin=0, fmax=8000) @ np.abs(D)
+    return torch.from_numpy(np.log(np.maximum(1e-8, S)).astype(np.float32))
+
+
 def librosa_mel(y):
     return torch.from_numpy(librosa.feature.melspectrogram(y=y.numpy(), sr=22050))
 
@@ -137,6 +144,7 @@ PRESETS = {
     "bigvgan-44k-128": (44100, lambda y: hifigan_mel(y, 44100, 2048, 512, 128, None)),
     "vocos-24k": (24000, vocos_mel),
     "coqui-22k": (22050, coqui_mel),
+    "coqui-22k-ljspeech": (22050, coqui_ljspeech_mel),
     "librosa": (22050, librosa_mel),
 }
 
