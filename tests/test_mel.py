@@ -216,3 +216,18 @@ def test_mel_flags_without_preset_and_the_default_beats_the_cascade(capsys, tmp_
     refined = _invert_and_score(capsys, tmp_path, "default", feats, *common, "-m", "dm")  # refine 50
     assert cascade["sc"] < -15  # NNLS + phase retrieval alone is a valid but weaker inversion
     assert refined["sc"] < cascade["sc"] - 5 and best["sc"] < cascade["sc"] - 5
+
+
+def test_user_toml_config_with_mel_settings(capsys, tmp_path, corpus):
+    (tmp_path / "mine.toml").write_text(
+        "# my front-end\n[stft]\nn_fft = 1024\nhop_length = 256\nsample_rate = 22050\n\n"
+        "[mel]\nn_mels = 80\nfmax = 8000.0\ncompression = \"ln\"\nclamp = 1e-5\n")
+    code, out, _ = run(capsys, "configs", "show", tmp_path / "mine.toml")
+    assert code == 0 and "n_mels = 80" in out
+    y = _clip_at(22050, 2.0)
+    rec = _invert_and_score(capsys, tmp_path, str(tmp_path / "mine.toml"), tacotron2_mel(y), "-n", "40")
+    assert rec["domain"] == "mel" and rec["sc"] < -20
+    (tmp_path / "bad.toml").write_text("[mel]\nn_mel = 80\n")
+    np.save(tmp_path / "x.npy", np.ones((80, 20), np.float32))
+    code, _, err = run(capsys, "invert", tmp_path / "x.npy", "--config", tmp_path / "bad.toml", "-o", tmp_path / "y.wav")
+    assert code == 2 and "bad.toml" in err and "n_mel" in err and not (tmp_path / "y.wav").exists()
