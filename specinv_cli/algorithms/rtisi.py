@@ -212,7 +212,7 @@ def rtisi_la(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Te
         frames[:, 0] = 0
         full[:, lo:lo + span] += block_ola(frames)
         sig = (full * inv_env)[:, LA * S:]
-        start = N // 2 if stft.center else 0
+        start = stft.pad  # centred frames or explicit padding (HiFi-GAN framing)
         sig = sig[:, start:start + length]
         if sig.shape[-1] < length:
             sig = torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
@@ -253,7 +253,7 @@ def rtisi_la(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Te
                 reported += 1
                 monitor.step(reported, estimate_mag)  # early stop ignored: streaming
     sig = (acc * inv_env)[:, LA * S:]
-    start = N // 2 if stft.center else 0
+    start = stft.pad
     sig = sig[:, start:start + length]
     if sig.shape[-1] < length:
         sig = torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
