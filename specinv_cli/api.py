@@ -27,7 +27,8 @@ from .dsp import STFT
 from .metrics import compute
 from .spectrogram import InputError, Target, interpret
 
-__all__ = ["invert", "InversionResult", "resolve_device", "DeviceError", "spectrogram_of"]
+__all__ = ["invert", "InversionResult", "resolve_device", "DeviceError", "spectrogram_of", "estimate_memory",
+           "available_memory"]
 
 #: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
 DEFAULT_REFINE = 50
@@ -79,6 +80,67 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     elif dev.type != "cpu":
         raise DeviceError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
+
+
+#: Peak working memory of an inversion, in units of ``frames * n_fft`` reals per item: measured
+#: 8 (fgla) to 19 (dm from PGHI) on the CPU (1024-point STFT, 4000 frames); rounded up for slack.
+MEMORY_FACTOR = 24
+
+
+def estimate_memory(n_items: int, n_frames: int, config: STFTConfig, *, length: int | None = None,
+                    precision: str = "single", input_bytes: int = 0) -> int:
+    """Rough peak memory in bytes of inverting ``n_items`` spectrograms of ``n_frames`` frames
+    with ``config`` (after :meth:`STFTConfig.with_bins`): the algorithm's spectral buffers
+    (``MEMORY_FACTOR`` x frames x n_fft reals), a few waveforms, the mel filterbank, and the
+    loaded input itself."""
+    real = 8 if precision == "double" else 4
+    n_fft = int(config.n_fft)
+    samples = max(int(length or 0), n_frames * int(config.hop_length)) + n_fft
+    per_item = MEMORY_FACTOR * n_frames * n_fft * real + 8 * samples * real
+    fixed = 4 * n_fft * real
+    if config.is_mel:
+        fixed += 4 * int(config.n_mels) * (n_fft // 2 + 1) * real
+    return int(n_items) * per_item + fixed + int(input_bytes)
+
+
+def available_memory(device: torch.device | str = "cpu") -> int | None:
+    """Memory an inversion may use: free device memory for CUDA, else the host's available
+    memory (``MemAvailable`` in /proc/meminfo, else ``sysconf``); ``None`` if unknown."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(dev)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import os
+
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+#: Magnitudes whose peak lies outside this range are scaled to a peak of 1 for the inversion
+#: (and the audio scaled back): squares of 1e20 overflow float32, and 1e-30 underflows.
+SAFE_PEAK = (1e-6, 1e6)
+
+
+def _safe_scale(mag: torch.Tensor):
+    """``(mag / s, s)`` with ``s [..., 1, 1]`` the peak of each item whose peak is outside
+    :data:`SAFE_PEAK` (1 elsewhere); ``(mag, None)`` when no item needs it."""
+    peak = mag.abs().amax(dim=(-2, -1), keepdim=True).to(torch.float64)
+    odd = (peak > SAFE_PEAK[1]) | ((peak > 0) & (peak < SAFE_PEAK[0]))
+    if not bool(odd.any()):
+        return mag, None
+    s = torch.where(odd, peak, torch.ones_like(peak))
+    return (mag.to(torch.float64) / s).to(mag.dtype), s
 
 
 def spectrogram_of(audio: torch.Tensor, stft: STFT, n_frames: int) -> torch.Tensor:
@@ -150,7 +212,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
 
     m = get_method(method or (DEFAULT_MEL_METHOD if cfg.is_mel else DEFAULT_METHOD))
     opts = m.resolve_options(options)
-    mel_op = None
+    mel_op, scale = None, None
     if cfg.is_mel:
         from .mel import MelTransform, decode
 
@@ -162,11 +224,17 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
             raise InputError(source, f"mel features overflow when decoded ({cfg.compression}, "
                                      f"{cfg.normalization}); check --config/--compression")
         mel_op = MelTransform(cfg, device=dev, dtype=real)
+        empty = int((mel_op.fb.abs().sum(dim=-1) == 0).sum())
+        if empty:  # too many bands for n_fft (or fmin/fmax too close): those bands carry nothing
+            raise InputError(source, f"{empty} of the {cfg.n_mels} mel bands are empty with n_fft {cfg.n_fft} "
+                                     f"(fmin {cfg.fmin:g}, fmax {cfg.effective_fmax:g} Hz); check --n-mels, "
+                                     f"--n-fft, --fmin, --fmax or --config")
         mag = mel_op.to_linear(domain_target, nnls_iters)
     else:
         mag = target.mag
         if not cfg.onesided:  # real signals: the upper half is redundant
             mag = mag[..., : cfg.n_fft // 2 + 1, :]
+        mag, scale = _safe_scale(mag)
         mag = mag.to(device=dev, dtype=real)
         domain_target = mag
     if refine is None:
@@ -179,6 +247,9 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     n_frames = mag.shape[-1]
     if length is None:
         length = stft.default_length(n_frames)
+        if length < 1:
+            raise InputError(source, f"{n_frames} frame(s) give no samples with these settings (centred frames: "
+                                     f"(T - 1) * hop = {length}); give --length, or more frames")
 
     phase = target.phase
     if phase is not None or init in ("spsi", "pghi"):
@@ -221,7 +292,9 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     iterations = monitor.iterations if m.iterative else 0
     if callback is not None:
         callback(Progress(iterations, monitor.n_iter, final, done=True))
-    audio = audio.detach().to("cpu", torch.float32)
+    audio = audio.detach().to("cpu", torch.float64 if scale is not None else torch.float32)
+    if scale is not None:  # undo _safe_scale (the metrics above are scale-invariant)
+        audio = (audio * scale.to("cpu", torch.float64)[..., 0]).to(torch.float32)
     audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     return InversionResult(audio, final, m.name, opts, iterations, seconds, str(dev), cfg,
                            monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear")

@@ -66,7 +66,7 @@ def cli():
 
 # --- invert ---------------------------------------------------------------------------------
 @cli.command(context_settings=CONTEXT)
-@click.argument("inputs", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True))
+@click.argument("inputs", nargs=-1, type=click.Path(dir_okay=True, allow_dash=True, readable=False))
 @click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output WAV ('-' = stdout). A batched input writes OUTPUT_000.wav, ...")
 @click.option("-O", "--output-dir", type=click.Path(file_okay=False), help="Folder for outputs, named after the inputs (<stem>.wav, <stem>_000.wav for batches).")
 @click.option("--example", is_flag=True, help="Invert the bundled example spectrogram (CC0 guitar chord).")
@@ -105,6 +105,9 @@ def cli():
 @click.option("--precision", type=click.Choice(["single", "double"]), default="single", show_default=True, help="float32/complex64 or float64/complex128.")
 @click.option("--metric", type=click.Choice(["sc", "snr", "ser"]), default="sc", show_default=True, help="Metric shown in the progress bars.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=10, show_default=True, help="Iterations between metric evaluations.")
+@click.option("--max-memory", callback=lambda c, p, v: _parse_size(v), metavar="SIZE",
+              help="Refuse inputs whose inversion would need more memory than this (e.g. 512M, 16G; 'none' = no "
+                   "limit) [available memory: MemAvailable, or free CUDA memory].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per output on stdout, then a summary line.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or info on stderr (errors and warnings still shown).")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
@@ -112,8 +115,8 @@ def cli():
 def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol, config_name, n_fft,
            hop_length, win_length, window, center, pad_mode, sample_rate, input_kind, layout, key,
            n_mels, fmin, fmax, mel_scale, mel_norm, mel_power, compression, clamp, normalization, stats,
-           refine, nnls_iters, length, subtype, normalize, device, precision, metric, eval_every, as_json,
-           quiet, debug, **method_options):
+           refine, nnls_iters, length, subtype, normalize, device, precision, metric, eval_every, max_memory,
+           as_json, quiet, debug, **method_options):
     """Invert spectrogram files (.npy, .npz, .pt) to WAV.
 
     \b
@@ -183,6 +186,12 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     except DeviceError as e:
         _usage(rep, str(e))
 
+    if max_memory is None:
+        from .api import available_memory
+
+        limit = (available_memory(dev), "free CUDA memory" if dev.type == "cuda" else "available memory")
+    else:
+        limit = (max_memory, "--max-memory")
     _install_signal_handlers()
     results, failures = [], 0
     t_start = time.perf_counter()
@@ -195,7 +204,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
                                        key=key, length=length, subtype=subtype, refine=refine,
                                        nnls_iters=nnls_iters,
                                        normalize=normalize or "auto", device=dev, precision=precision,
-                                       eval_every=eval_every, debug=debug):
+                                       eval_every=eval_every, debug=debug, limit=limit):
                     results.append(rec)
                     _emit(rec, as_json)
             except KeyboardInterrupt:
@@ -216,6 +225,63 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
                            "seconds": round(time.perf_counter() - t_start, 4)}}, True)
     if failures:
         sys.exit(EXIT_PARTIAL if ok else EXIT_USAGE)
+
+
+_UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def _parse_size(value):
+    """``16G``, ``512M``, ``2.5GiB``, ``1000000`` (bytes) or ``none`` -> bytes (``inf`` for none)."""
+    if value is None:
+        return None
+    import re
+
+    v = str(value).strip().lower()
+    if v in ("none", "inf", "unlimited", "off"):
+        return float("inf")
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*([kmgtp]?)(?:i?b)?", v)
+    if not m:
+        raise click.BadParameter(f"{value!r} is not a size like 512M, 16G or 2.5GiB (or 'none')")
+    return float(m[1]) * 1024 ** _UNITS[m[2]]
+
+
+def _check_memory(name, n_items, n_frames, cfg, *, length, precision, input_bytes, limit):
+    """Refuse (Failure) an inversion whose estimated peak memory exceeds the limit."""
+    from .api import estimate_memory
+    from .io import _fmt_bytes
+
+    cap, origin = limit
+    if cap is None or cap == float("inf"):
+        return
+    need = estimate_memory(n_items, n_frames, cfg, length=length, precision=precision, input_bytes=input_bytes)
+    if need > cap:
+        import math
+
+        gib = need / 2 ** 30
+        suggest = f"{math.ceil(gib * 1.25)}G" if gib >= 1 else f"{math.ceil(need / 2 ** 20 * 1.25)}M"
+        raise Failure(f"{name}: inverting needs about {_fmt_bytes(need)}, more than the limit {_fmt_bytes(cap)} "
+                      f"({origin}); raise it with --max-memory {suggest}")
+
+
+def _header_dims(shape, dtype, input_kind, layout):
+    """(items, bins, frames) that an array of ``shape`` will have once interpreted, or None."""
+    shape = tuple(shape)
+    if input_kind == "complex" and dtype.kind != "c" and len(shape) >= 3 and shape[-1] == 2:
+        shape = shape[:-1]
+    if len(shape) < 2 or 0 in shape:
+        return None
+    n_f, n_t = (shape[-2], shape[-1]) if layout == "ft" else (shape[-1], shape[-2])
+    items = 1
+    for d in shape[:-2]:
+        items *= d
+    return items, n_f, n_t
+
+
+def _num(v: float):
+    """A metric for JSON: rounded, ``null`` if not finite (JSON has no NaN)."""
+    import math
+
+    return round(v, 4) if math.isfinite(v) else None
 
 
 def _usage(rep, message: str):
@@ -277,15 +343,21 @@ def _output_paths(path: str, n_items: int, output: str | None, output_dir: str |
 
 def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter, init, seed, tol, cfg,
                 input_kind, key, length, subtype, normalize, device, precision, eval_every, debug, refine,
-                nnls_iters):
+                nnls_iters, limit=(None, "")):
     """Invert one input file; yields one record per written output. Raises Failure."""
     from .api import invert as run_invert
     from .config import ConfigError
-    from .io import OutputError, load_spectrogram, prepare_audio, save_audio, wav_bytes
+    from .io import OutputError, load_spectrogram, peek_array, prepare_audio, save_audio, wav_bytes
     from .spectrogram import InputError
 
     name = "<stdin>" if path == "-" else str(path)
     try:
+        head = peek_array(path, key)  # .npy/.npz: shape and dtype from the header, data unread
+        dims = _header_dims(head[0], head[1], input_kind, cfg.layout) if head else None
+        if dims is not None:
+            items, n_f, n_t = dims
+            _check_memory(name, items, n_t, cfg.with_bins(n_f, name), length=length, precision=precision,
+                          input_bytes=items * n_f * n_t * (head[1].itemsize + 8), limit=limit)
         target = load_spectrogram(path, key=key, input_kind=input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
         item_cfg = cfg.with_bins(target.mag.shape[-2], name)
     except (InputError, ConfigError) as e:
@@ -295,6 +367,9 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
     n_items = 1
     for d in target.batch_shape:
         n_items *= d
+    in_bytes = target.mag.numel() * target.mag.element_size() * (3 if target.phase is not None else 1)
+    _check_memory(name, n_items, target.mag.shape[-1], item_cfg, length=length, precision=precision,
+                  input_bytes=in_bytes, limit=limit)
     dests = _output_paths(path, n_items, output, output_dir, example)
     for d in dests:
         if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
@@ -341,8 +416,7 @@ def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter,
             raise Failure(str(e)) from None
         rec = {"input": name, "item": i if n_items > 1 else None, "output": str(dest), "status": "ok",
                "method": method, "iterations": res.iterations, "domain": res.domain,
-               "sc": round(flat["sc"][i], 4),
-               "snr": round(flat["snr"][i], 4), "ser": round(flat["ser"][i], 4),
+               "sc": _num(flat["sc"][i]), "snr": _num(flat["snr"][i]), "ser": _num(flat["ser"][i]),
                "seconds": round(per_item_seconds, 4), "device": res.device, "samples": int(data.shape[-1]),
                "sample_rate": item_cfg.sample_rate, "gain": round(gain, 6)}
         if not rep.live:

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import zipfile
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 
 from .spectrogram import InputError, Target, interpret
 
-__all__ = ["SUFFIXES", "load_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
+__all__ = ["SUFFIXES", "load_array", "peek_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
            "OutputError", "prepare_audio", "atomic_output", "cleanup_temporaries"]
 
 SUFFIXES = (".npy", ".npz", ".pt", ".pth")
@@ -60,6 +61,28 @@ def _check_readable(path: Path, name: str) -> None:
         raise InputError(name, "file is empty (0 bytes)")
 
 
+def _first_line(e: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message, cut at its first sentence when long."""
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    if len(line) > 100 and ". " in line[:limit]:
+        line = line[: line.index(". ") + 1]
+    return line[:limit]
+
+
+def _unpickling_reason(e: BaseException) -> str:
+    """The specific part of torch's long weights_only refusal (e.g. 'unsupported GLOBAL posix.mkdir')."""
+    parts = [p.strip() for p in str(e).split("\n\n") if p.strip()]
+    for p in parts:
+        if p.startswith(("Weights only load failed", "Check the documentation")):
+            continue
+        p = p.split("WeightsUnpickler error:")[-1].strip() or p
+        if p.startswith("Please file an issue"):
+            continue
+        return " ".join(p.split())[:160]
+    return "unpickling refused"
+
+
 def _load_npy_bytes(data, name: str) -> np.ndarray:
     try:
         arr = np.load(data, allow_pickle=False)
@@ -67,13 +90,103 @@ def _load_npy_bytes(data, name: str) -> np.ndarray:
         msg = str(e)
         if "allow_pickle" in msg or "Object arrays" in msg:
             raise InputError(name, "holds Python objects (a pickle), refused: only numeric arrays are loaded") from None
-        raise InputError(name, f"not a valid .npy file or truncated ({msg})") from None
-    except (EOFError, OSError) as e:
-        raise InputError(name, f"corrupt or truncated .npy file ({e})") from None
+        raise InputError(name, f"not a valid .npy file or truncated ({_first_line(e)})") from None
+    except MemoryError:
+        raise InputError(name, "too large to load into memory") from None
+    except Exception as e:  # untrusted bytes: any parser failure (tokenize.TokenError...) is corruption
+        raise InputError(name, f"corrupt or truncated .npy file ({type(e).__name__}: {_first_line(e)})") from None
     if isinstance(arr, np.lib.npyio.NpzFile):
         arr.close()
         raise InputError(name, "is a .npz archive; name it .npz")
     return arr
+
+
+def _read_npy_header(f, name: str):
+    """``(shape, dtype, data_offset)`` from a .npy header, reading only the header."""
+    from numpy.lib import format as npf
+
+    try:
+        version = npf.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = npf.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = npf.read_array_header_2_0(f)
+        else:  # 3.0 (utf-8 header) has no public reader; np.load checks it
+            return None
+    except MemoryError:
+        raise InputError(name, "not a valid .npy file (its header does not fit in memory)") from None
+    except Exception as e:  # untrusted bytes: any parser failure (ValueError, tokenize.TokenError...) is corruption
+        raise InputError(name, f"not a valid .npy file or truncated ({_first_line(e)})") from None
+    return tuple(int(d) for d in shape), dtype, f.tell()
+
+
+def _declared_nbytes(shape, dtype) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n * dtype.itemsize
+
+
+def peek_array(path: str | os.PathLike, key: str | None = None):
+    """``(shape, dtype)`` of the array in a .npy file (or a .npz member) from its header alone,
+    without reading the data; ``None`` when that is not possible (.pt, stdin, unusual files: the
+    full load reports their problems).
+
+    Raises :class:`InputError` when the header claims more data than the file holds.
+    """
+    name = str(path)
+    if name == "-":
+        return None
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        return None
+    _check_readable(p, name)  # the same messages as the full load, in the same order
+    try:
+        if suffix == ".npy":
+            with open(p, "rb") as f:
+                info = _read_npy_header(f, name)
+            if info is None:
+                return None
+            shape, dtype, offset = info
+            if dtype.hasobject:
+                return None  # refused as a pickle by the loader
+            need, have = _declared_nbytes(shape, dtype), p.stat().st_size - offset
+            if have < need:
+                raise InputError(name, f"truncated .npy file: its header describes shape {shape} {dtype} "
+                                       f"({_fmt_bytes(need)} of data) but the file holds {_fmt_bytes(max(have, 0))}")
+            return shape, dtype
+        with zipfile.ZipFile(p) as z:
+            members = {n[:-4]: n for n in z.namelist() if n.endswith(".npy")}
+            if key is None and len(members) != 1 or key is not None and key not in members:
+                return None
+            member = members[key if key is not None else next(iter(members))]
+            size = z.getinfo(member).file_size
+            with z.open(member) as f:
+                try:
+                    info = _read_npy_header(f, name)
+                except InputError:
+                    return None  # a corrupt member: the full load names the problem
+            if info is None or info[1].hasobject:
+                return None
+            shape, dtype, offset = info
+            need = _declared_nbytes(shape, dtype)
+            if size - offset < need:
+                raise InputError(name, f"array {member[:-4]!r} is truncated: its header describes shape {shape} "
+                                       f"{dtype} ({_fmt_bytes(need)}) but the archive holds {_fmt_bytes(max(size - offset, 0))}")
+            return shape, dtype
+    except InputError:
+        raise
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError, RuntimeError, NotImplementedError, KeyError):
+        return None  # the full load gives the message
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
 
 
 def _pick(mapping_keys, key, name, what):
@@ -120,11 +233,14 @@ def load_array(path: str | os.PathLike, key: str | None = None):
                     except ValueError as e:
                         if "allow_pickle" in str(e) or "Object arrays" in str(e):
                             raise InputError(name, f"array {k!r} holds Python objects (a pickle), refused") from None
-                        raise InputError(name, f"array {k!r} is corrupt ({e})") from None
-            except (zipfile.BadZipFile, EOFError) as e:
-                raise InputError(name, f"corrupt or truncated .npz archive ({e})") from None
-            except ValueError as e:
-                raise InputError(name, f"not a valid .npz archive ({e})") from None
+                        raise InputError(name, f"array {k!r} is corrupt ({_first_line(e)})") from None
+            except (InputError, MemoryError):
+                raise
+            except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError, KeyError,
+                    UnicodeDecodeError, OverflowError, OSError) as e:
+                raise InputError(name, f"corrupt or truncated .npz archive ({_first_line(e)})") from None
+            except Exception as e:  # untrusted bytes: any parser failure is corruption
+                raise InputError(name, f"not a valid .npz archive ({type(e).__name__}: {_first_line(e)})") from None
         # .pt / .pth
         import pickle
 
@@ -137,12 +253,12 @@ def load_array(path: str | os.PathLike, key: str | None = None):
                 warnings.simplefilter("ignore")
                 obj = torch.load(p, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else "unpickling refused"
-            raise InputError(name, "holds objects other than tensors, refused without executing them "
-                                   f"(torch.load weights_only=True: {first[:120]})") from None
-        except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, KeyError, AttributeError,
-                TypeError, IndexError, UnicodeDecodeError) as e:
-            raise InputError(name, f"corrupt or unreadable .pt file ({type(e).__name__}: {str(e)[:160]})") from None
+            raise InputError(name, "holds objects other than tensors (or is corrupt), refused without executing "
+                                   f"them (torch.load weights_only=True: {_unpickling_reason(e)})") from None
+        except MemoryError:
+            raise
+        except Exception as e:  # untrusted bytes: any failure of the (restricted) unpickler is corruption
+            raise InputError(name, f"corrupt or unreadable .pt file ({type(e).__name__}: {_first_line(e)})") from None
         if isinstance(obj, dict):
             tensors = {k: v for k, v in obj.items() if isinstance(v, (torch.Tensor, np.ndarray))}
             if key is None and len(tensors) == 1:

@@ -71,12 +71,27 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
             arr = arr.astype(np.float32)
         if arr.dtype.kind in "iu" or arr.dtype == np.float16:
             arr = arr.astype(np.float32)
+        elif arr.dtype.kind == "f" and arr.dtype.itemsize > 8:  # long double: torch has none
+            arr = arr.astype(np.float64)
+        elif arr.dtype.kind == "c" and arr.dtype.itemsize > 16:
+            arr = arr.astype(np.complex128)
+        if not arr.dtype.isnative:  # big-endian data: torch only takes the native byte order
+            arr = arr.astype(arr.dtype.newbyteorder("="))
         x = torch.from_numpy(np.ascontiguousarray(arr))
-    if x.dtype in (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
-                   torch.float16, torch.bfloat16):
-        x = x.to(torch.float32)
-    if x.dtype == torch.complex32:
-        x = x.to(torch.complex64)
+    if x.layout != torch.strided:
+        raise InputError(source, f"holds a {str(x.layout).replace('torch.', '')} tensor; save a dense one "
+                                 f"(tensor.to_dense())")
+    if x.is_quantized:
+        x = x.dequantize()
+    x = x.detach()
+    if x.is_complex():
+        if x.dtype not in (torch.complex64, torch.complex128):  # complex32
+            x = x.to(torch.complex64)
+    elif x.dtype not in (torch.float32, torch.float64):  # ints, bool, half, bfloat16, float8...
+        try:
+            x = x.to(torch.float32)
+        except (RuntimeError, TypeError) as e:
+            raise InputError(source, f"tensor of dtype {x.dtype} cannot be converted to float32 ({e})") from None
 
     is_complex = x.is_complex()
     if is_complex and kind == "magnitude":
@@ -88,6 +103,8 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
         if x.ndim < 3 or x.shape[-1] != 2:
             raise InputError(source, f"--input-kind complex needs a complex array or a real one with a last "
                                      f"axis of 2 (real, imaginary); got shape {tuple(x.shape)}")
+        if x.numel() == 0:
+            raise InputError(source, f"empty spectrogram: shape {tuple(x.shape)}")
         x = torch.view_as_complex(x.to(torch.float64 if x.dtype == torch.float64 else torch.float32).contiguous())
 
     if x.ndim < 2:

@@ -1,0 +1,55 @@
+"""SIGINT and SIGTERM during a long run: exit code 130, no temporary files left, the outputs
+finished before the signal intact and valid, the one in progress not written."""
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from clihelp import ROOT, files_in, read_wav
+
+HOP = 256
+
+
+def _inputs(folder):
+    rng = np.random.default_rng(0)
+    names = []
+    # a quick first input, then long ones: the signal lands while the second is being inverted
+    for i, frames in enumerate([8, 3000, 3000]):
+        name = f"in{i}.npy"
+        np.save(folder / name, np.abs(rng.standard_normal((513, frames))).astype(np.float32))
+        names.append(name)
+    return names
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_leaves_no_partial_outputs(tmp_path, sig):
+    names = _inputs(tmp_path)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "specinv_cli", "invert", *[tmp_path / n for n in names],
+                             "-m", "fgla", "-n", "2000", "--init", "random", "-q", "-O", out],
+                            cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "in0.wav").exists():  # the first output is written: the run is under way
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the first output never appeared"
+            time.sleep(0.05)
+        time.sleep(0.3)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err, err
+    left = files_in(out)
+    assert not [f for f in left if f.startswith(".specinv-tmp-")], left
+    assert left == ["in0.wav"], left  # finished output kept, nothing of the interrupted ones
+    audio, sr = read_wav(out / "in0.wav")
+    assert sr == 22050 and len(audio) == 7 * HOP and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0
