@@ -68,11 +68,9 @@ def _lobe_maps(mag: torch.Tensor, hop: int, n_fft: int):
     code = (advance + 8 * above + 1).mul_(ok).sub_(1)
     # the top of the rising run a bin is on (first bin >= k where the rise stops) and the start
     # of the falling run (last bin <= k where the fall starts)
-    ki = torch.arange(F, device=dev, dtype=torch.int32)
-    stop_i = ((F - 1) - ki).mul((~up).to(torch.int32)).flip(-1).cummax(-1).values.flip(-1).neg_().add_(F - 1)
-    start_i = ki.mul((~down).to(torch.int32)).cummax(-1).values
-    stop_i, start_i = stop_i.long(), start_i.long()
-    stop, start = stop_i.to(real), start_i.to(real)
+    ki = torch.arange(F, device=dev)
+    stop_i = ((F - 1) - ki).mul(~up).flip(-1).cummax(-1).values.flip(-1).neg_().add_(F - 1)
+    start_i = ki.mul(~down).cummax(-1).values
     c_left, c_right = code.gather(-1, stop_i), code.gather(-1, start_i)
     left = up & (c_left >= 0)                       # on the left flank of peak `stop`
     right = down & (c_right >= 0) & ~left           # on the right flank of peak `start`; a
@@ -80,13 +78,12 @@ def _lobe_maps(mag: torch.Tensor, hop: int, n_fft: int):
     # the paper's rule: p > 0: first bin right and all bins left +pi; p < 0: mirrored
     above_l, above_r = c_left >= 8, c_right >= 8
     pi = math.pi
-    off_l = (above_l | (stop - k == 1)).to(real).mul_(pi).sub_(8 * above_l.to(real))
-    off_r = (~above_r | (k - start == 1)).to(real).mul_(pi).sub_(8 * above_r.to(real))
-    left_f, right_f = left.to(real), right.to(real)
-    inc = advance.mul(peak.to(real))
-    inc += left_f * (c_left + off_l)
-    inc += right_f * (c_right + off_r)
-    src = (k + left_f * (stop - k) + right_f * (start - k)).long()
+    off_l = (above_l | (stop_i - ki == 1)).to(real).mul_(pi).sub_(8 * above_l.to(real))
+    off_r = (~above_r | (ki - start_i == 1)).to(real).mul_(pi).sub_(8 * above_r.to(real))
+    inc = advance.mul_(peak)
+    inc += (c_left + off_l).mul_(left)
+    inc += (c_right + off_r).mul_(right)
+    src = (stop_i - ki).mul_(left).add_((start_i - ki).mul_(right)).add_(ki)
     return src, inc.to(real)
 
 
@@ -106,30 +103,68 @@ def spsi_phase(mag: torch.Tensor, stft: STFT) -> torch.Tensor:
     cplx = mag.dtype.to_complex()
     if mag.numel() == 0:
         return torch.ones(mag.shape, dtype=cplx, device=mag.device)
-    m = torch.nan_to_num(mag.reshape(-1, F, T), nan=0.0).transpose(1, 2).contiguous()  # [B, T, F]
-    src, inc = _lobe_maps(m, stft.hop, stft.n_fft)
-    two_pi = 2 * math.pi
-    # prefix scan of the maps phi -> phi[src_t] + inc_t (the first frame starts from phase 0):
-    # after the round with step d, (src_t, inc_t) is the composition of frames t-2d+1 .. t
-    s2, i2 = torch.empty_like(src), torch.empty_like(inc)
-    d, rounds = 1, 0
-    while d < T:
-        last = 2 * d >= T  # the final round needs no composed sources
-        if not last:
-            s2[:, :d] = src[:, :d]
+    B, k = lead.numel(), _BLOCK
+    nb = -(-T // k)
+    # frames in blocks of k, laid out [B, k, nb, F] (frame j k + r at [:, r, j]): the scan
+    # composes within blocks along dim 1, then across blocks; zero frames pad the last block
+    # (no peak: the identity map)
+    m = torch.nan_to_num(mag.reshape(B, F, T), nan=0.0)
+    if nb * k != T:
+        m = torch.nn.functional.pad(m, (0, nb * k - T))
+    m = m.reshape(B, F, nb, k).permute(0, 3, 2, 1).contiguous()
+    src, inc = _lobe_maps(m.view(B, k * nb, F), stft.hop, stft.n_fft)
+    phase = _scan(src.view(B, k, nb, F), inc.view(B, k, nb, F))
+    # (torch.polar is several times slower than the two vectorised functions)
+    phase = torch.complex(torch.cos(phase), torch.sin(phase)).to(cplx)
+    return phase.permute(0, 3, 2, 1).reshape(B, F, nb * k)[..., :T].reshape(*lead, F, T)
+
+
+#: frames per block of the two-level scan
+_BLOCK = 8
+
+
+def _scan(src: torch.Tensor, inc: torch.Tensor) -> torch.Tensor:
+    """Phases ``[B, k, nb, F]`` of the recursion ``phi_t = phi_{t-1}[src_t] + inc_t`` (``phi`` 0
+    before the first frame), frames laid out as in :func:`spsi_phase`.
+
+    Within each block of ``k`` frames the maps are composed by a prefix scan (``log2 k``
+    rounds of gathers: after the round with step ``d``, ``(src, inc)`` at position ``r`` is
+    the composition of positions ``r - 2d + 1 .. r``); the blocks' totals are a sequence of
+    ``nb`` maps, scanned the same way (recursively); then each frame is its block's prefix
+    applied to the phase at the end of the previous block. That is ``log2 k + 1`` passes over
+    all frames instead of ``log2 T``.
+    """
+    B, k, nb, F = src.shape
+    d = 1
+    while d < k:
+        s2, i2 = torch.empty_like(src), torch.empty_like(inc)
+        s2[:, :d] = src[:, :d]
         i2[:, :d] = inc[:, :d]
         late = src[:, d:]
-        if not last:
-            torch.gather(src[:, :-d], -1, late, out=s2[:, d:])
+        torch.gather(src[:, :-d], -1, late, out=s2[:, d:])
         torch.gather(inc[:, :-d], -1, late, out=i2[:, d:])
         i2[:, d:] += inc[:, d:]
-        rounds += 1
-        if rounds % 4 == 0:  # keep the sums small (float32 phase precision)
-            torch.remainder(i2, two_pi, out=i2)
-        src, s2, inc, i2 = s2, src, i2, inc
+        src, inc = s2, i2
         d *= 2
-    phase = torch.polar(torch.ones_like(inc), inc).to(cplx)
-    return phase.transpose(1, 2).reshape(*lead, F, T)
+    if nb == 1:
+        return inc
+    # the totals of blocks 0 .. nb - 2, as frames of the next level
+    n2 = nb - 1
+    nb2 = -(-n2 // k)
+    ts, ti = src[:, -1, :-1], inc[:, -1, :-1]
+    if nb2 * k != n2:  # identity maps pad the last block
+        ident = torch.arange(F, device=src.device).expand(B, nb2 * k - n2, F)
+        ts = torch.cat([ts, ident], dim=1)
+        ti = torch.cat([ti, ti.new_zeros(B, nb2 * k - n2, F)], dim=1)
+    ts = ts.reshape(B, nb2, k, F).transpose(1, 2).contiguous()
+    ti = ti.reshape(B, nb2, k, F).transpose(1, 2).contiguous()
+    ends = _scan(ts, ti).transpose(1, 2).reshape(B, nb2 * k, F)[:, :n2]
+    ends = torch.remainder(ends, 2 * math.pi)  # keep the sums small (float32 precision)
+    # block j >= 1 starts from the phase at the end of block j - 1
+    out = inc.clone()
+    prev = ends.unsqueeze(1).expand(B, k, n2, F)
+    out[:, :, 1:] += torch.gather(prev, -1, src[:, :, 1:])
+    return out
 
 
 def spsi(mag: torch.Tensor, stft: STFT, *, n_iter: int = 0, init: torch.Tensor | None = None,
