@@ -342,6 +342,7 @@ def atomic_output(path: str | os.PathLike):
     _PENDING.add(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs get the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -351,6 +352,12 @@ def atomic_output(path: str | os.PathLike):
         raise
     finally:
         _PENDING.discard(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def cleanup_temporaries() -> None:

@@ -191,3 +191,14 @@ def test_tol_early_stop_reported(tmp_path, capsys, mag):
                        "--eval-every", "5", "-o", tmp_path / "a.wav", "--json")
     rec = json.loads(out.splitlines()[0])
     assert code == 0 and rec["iterations"] < 400
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path, capsys, mag):
+    import os
+    import stat
+
+    np.save(tmp_path / "m.npy", mag)
+    assert run(capsys, "invert", tmp_path / "m.npy", "-n", "2", "-o", tmp_path / "a.wav")[0] == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(tmp_path / "a.wav").st_mode) == 0o666 & ~mask
