@@ -20,13 +20,13 @@ INITS = ("random", "zero", "spsi", "pghi")
 
 #: The defaults, chosen by measurement: the best median spectral convergence at 100 iterations
 #: on ../shared/corpus with the reference STFT (benchmarks/methods.py, table in
-#: benchmarks/results/methods_100.md: dm from PGHI -39.1 dB, AGLA from PGHI -37.8, FGLA from
-#: PGHI -37.0, torchaudio's GriffinLim -30.1, librosa's griffinlim -29.1).
+#: benchmarks/results/methods_100.md: dm from PGHI -39.0 dB, AGLA from PGHI -37.6, FGLA from
+#: PGHI -37.1, torchaudio's GriffinLim -30.1, librosa's griffinlim -29.1).
 DEFAULT_METHOD = "dm"
 DEFAULT_INIT = "pghi"
 #: For mel input: L-BFGS on the waveform against the mel, from the PGHI phase of the NNLS
-#: magnitude (benchmarks/mel.py: -39.1 dB median mel SC on 4 clips with tacotron2 settings, against
-#: -32.6 for NNLS + 50 DM + 50 L-BFGS and -21.1 for librosa's mel_to_audio; tables in
+#: magnitude (benchmarks/mel.py, tacotron2 settings, 12 clips: -39.1 dB median mel SC, against
+#: -32.6 for NNLS + 50 DM + 50 L-BFGS and -21.6 for librosa's mel_to_audio; tables in
 #: benchmarks/results/mel_*.md).
 DEFAULT_MEL_METHOD = "lbfgs"
 
