@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, magnitude_projection
 from .base import Monitor
 
 __all__ = ["admm"]
@@ -59,10 +59,10 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     eps = torch.finfo(mag.dtype).tiny ** 0.5
     z = mag.to(stft.window.dtype.to_complex()) if init is None else init
     u = torch.zeros_like(z)
-    x = z * (mag / z.abs().clamp_min(eps))
+    x = magnitude_projection(mag, z, eps)
     for i in range(1, n_iter + 1):
         v = z - u
-        x = v * (mag / v.abs().clamp_min(eps))
+        x = magnitude_projection(mag, v, eps)
         y = u.add_(x)  # y = x + u; u is rebuilt from y below
         z = stft.project(y, length).add_(y, alpha=rho).div_(1 + rho)
         u = y.sub_(z)  # u_n = u_{n-1} + x_n - z_n = y - z

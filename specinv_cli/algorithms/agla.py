@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, magnitude_projection
 from .base import Monitor
 
 __all__ = ["agla"]
@@ -70,12 +70,12 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     t = c
     d = c
     for i in range(1, n_iter + 1):
-        g = stft.project(c * (mag / c.abs().clamp_min(eps)), length)
+        g = stft.project(magnitude_projection(mag, c, eps), length)
         t_new = g.mul_(gamma).add_(d, alpha=1 - gamma) if gamma != 1 else g
         step = t_new - t
         c = t_new + alpha * step
         d = step.mul_(beta).add_(t_new)
         t = t_new
-        if monitor.step(i, lambda: stft.project(c * (mag / c.abs().clamp_min(eps)), length).abs()):
+        if monitor.step(i, lambda: stft.project(magnitude_projection(mag, c, eps), length).abs()):
             break
-    return stft.inverse(c * (mag / c.abs().clamp_min(eps)), length)
+    return stft.inverse(magnitude_projection(mag, c, eps), length)

@@ -31,14 +31,10 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, magnitude_projection
 from .base import Monitor
 
 __all__ = ["dm", "raar"]
-
-
-def _pa(v: torch.Tensor, mag: torch.Tensor, eps: float) -> torch.Tensor:
-    return v * (mag / v.abs().clamp_min(eps))
 
 
 def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
@@ -83,7 +79,7 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
     if n_dm > 0:
         c = stft.project(x, length)
         for i in range(1, n_dm + 1):
-            a = _pa(x, mag, eps)
+            a = magnitude_projection(mag, x, eps)
             g = stft.project(a, length)
             if beta == 1:
                 x = (x + 2 * g).sub_(c).sub_(a)
@@ -91,12 +87,12 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
             else:
                 f_c = (1 - 1 / beta) * c + x / beta
                 p_c_f_a = (1 + 1 / beta) * g - c / beta
-                x = x + beta * (p_c_f_a - _pa(f_c, mag, eps))
+                x = x + beta * (p_c_f_a - magnitude_projection(mag, f_c, eps))
                 c = stft.project(x, length)
             if monitor.step(i, g.abs):
-                return stft.inverse(_pa(g, mag, eps), length)
+                return stft.inverse(magnitude_projection(mag, g, eps), length)
         if n_dm == n_iter:
-            return stft.inverse(_pa(g, mag, eps), length)
+            return stft.inverse(magnitude_projection(mag, g, eps), length)
     rest = n_iter - n_dm
     if finisher == "agla":
         from .agla import agla as fin
@@ -132,15 +128,15 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     eps = torch.finfo(mag.dtype).tiny ** 0.5
     x = mag.to(stft.window.dtype.to_complex()) if init is None else init
     if n_iter == 0:
-        return stft.inverse(_pa(x, mag, eps), length)
+        return stft.inverse(magnitude_projection(mag, x, eps), length)
     c = stft.project(x, length)
     g = c
     for i in range(1, n_iter + 1):
-        a = _pa(x, mag, eps)
+        a = magnitude_projection(mag, x, eps)
         g = stft.project(a, length)
         # beta (x + 2g - c - a) + (1 - beta) a, built in place in x's new buffer
         x = (x + 2 * g).sub_(c).mul_(beta).add_(a, alpha=1 - 2 * beta)
         c = g
         if monitor.step(i, g.abs):
             break
-    return stft.inverse(_pa(g, mag, eps), length)
+    return stft.inverse(magnitude_projection(mag, g, eps), length)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, magnitude_projection
 from .base import Monitor
 
 __all__ = ["gla", "fgla"]
@@ -54,7 +54,7 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     c_prev = None
     for i in range(1, n_iter + 1):
         # P_A then P_C: keep the phase, impose the target magnitude, re-analyse.
-        c = stft.project(x * (mag / x.abs().clamp_min(eps)), length)
+        c = stft.project(magnitude_projection(mag, x, eps), length)
         if alpha > 0 and c_prev is not None:
             x = c + alpha * (c - c_prev)
         else:
@@ -62,7 +62,7 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         c_prev = c
         if monitor.step(i, c.abs):
             break
-    return stft.inverse(x * (mag / x.abs().clamp_min(eps)), length)
+    return stft.inverse(magnitude_projection(mag, x, eps), length)
 
 
 def gla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
