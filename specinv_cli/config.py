@@ -255,7 +255,7 @@ class STFTConfig:
         if hop > (win or n_fft):
             if "hop_length" in self.explicit:
                 raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than hop_length {hop}")
-            hop = (win or n_fft) // 4
+            hop = max(1, (win or n_fft) // 4)
         return dataclasses.replace(self, n_fft=n_fft, win_length=win, hop_length=hop)
 
     def to_dict(self) -> dict:

@@ -49,3 +49,8 @@ def test_user_toml_and_errors(tmp_path):
 def test_hop_larger_than_window_rejected():
     with pytest.raises(ConfigError, match="hop_length 600 is larger than the window"):
         STFTConfig(n_fft=512, hop_length=600)
+
+
+def test_inferred_tiny_n_fft_keeps_a_valid_hop():
+    c = load_preset("default", explicit=False).with_bins(2)  # n_fft 2: hop falls to 1, not 0
+    assert (c.n_fft, c.hop_length) == (2, 1)
