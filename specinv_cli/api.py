@@ -23,7 +23,7 @@ import torch
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, get_method
 from .config import STFTConfig
-from .dsp import STFT
+from .dsp import STFT, fit_frames
 from .metrics import compute
 from .spectrogram import InputError, Target, interpret
 
@@ -145,12 +145,7 @@ def _safe_scale(mag: torch.Tensor):
 
 def spectrogram_of(audio: torch.Tensor, stft: STFT, n_frames: int) -> torch.Tensor:
     """STFT magnitude of ``audio`` with exactly ``n_frames`` frames (cropped or zero-padded)."""
-    mag = stft.forward(audio).abs()
-    if mag.shape[-1] > n_frames:
-        mag = mag[..., :n_frames]
-    elif mag.shape[-1] < n_frames:
-        mag = torch.nn.functional.pad(mag, (0, n_frames - mag.shape[-1]))
-    return mag
+    return fit_frames(stft.forward(audio).abs(), n_frames)
 
 
 def invert(spec, *, method: str | None = None, config: STFTConfig | None = None, n_iter: int = 100,

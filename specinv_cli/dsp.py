@@ -35,7 +35,7 @@ from .config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
 if TYPE_CHECKING:  # pragma: no cover
     from .config import STFTConfig
 
-__all__ = ["STFT", "get_window", "WINDOWS", "magnitude_projection"]
+__all__ = ["STFT", "get_window", "WINDOWS", "magnitude_projection", "fit_frames"]
 
 def get_window(name: str, win_length: int, n_fft: int | None = None, *,
                device=None, dtype=torch.float32) -> torch.Tensor:
@@ -82,6 +82,15 @@ def window_gamma(name: str, win_length: int) -> float:
         s = GAUSSIAN_STD_FRACTION * win_length
         return 2 * math.pi * s * s
     return factors[name] * win_length ** 2
+
+
+def fit_frames(spec: torch.Tensor, n_frames: int) -> torch.Tensor:
+    """``spec [..., T']`` cropped or zero-padded to exactly ``n_frames`` frames (a custom output
+    length can change the frame count of a re-analysis by one)."""
+    t = spec.shape[-1]
+    if t == n_frames:
+        return spec
+    return spec[..., :n_frames] if t > n_frames else F.pad(spec, (0, n_frames - t))
 
 
 def magnitude_projection(mag: torch.Tensor, c: torch.Tensor, eps: float = 1e-16) -> torch.Tensor:
@@ -197,10 +206,7 @@ class STFT:
         """Projection onto consistent spectrograms, ``STFT(ISTFT(spec))``, same frame count."""
         n_frames = spec.shape[-1]
         x = self.inverse(spec, length if length is not None else self.default_length(n_frames))
-        out = self.forward(x)
-        if out.shape[-1] != n_frames:  # only when a custom length changes the frame count
-            out = out[..., :n_frames] if out.shape[-1] > n_frames else F.pad(out, (0, n_frames - out.shape[-1]))
-        return out
+        return fit_frames(self.forward(x), n_frames)
 
     def __repr__(self) -> str:
         return (f"STFT(n_fft={self.n_fft}, hop={self.hop}, win_length={self.win_length}, "

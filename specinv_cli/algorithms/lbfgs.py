@@ -26,7 +26,7 @@ from typing import Callable
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, fit_frames
 from .base import Monitor
 
 __all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint"]
@@ -179,13 +179,8 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
     x0 = stft.inverse(mag.to(stft.window.dtype.to_complex()) if init is None else init, length)
     tiny = torch.finfo(mag.dtype).tiny
 
-    def fit(s: torch.Tensor) -> torch.Tensor:
-        # Same frame count as the target whatever the length.
-        if s.shape[-1] > n_frames:
-            return s[..., :n_frames]
-        if s.shape[-1] < n_frames:
-            return torch.nn.functional.pad(s, (0, n_frames - s.shape[-1]))
-        return s
+    def fit(s: torch.Tensor) -> torch.Tensor:  # same frame count as the target whatever the length
+        return fit_frames(s, n_frames)
 
     def magnitude(x: torch.Tensor) -> torch.Tensor:
         c = stft_with_adjoint(stft, x)

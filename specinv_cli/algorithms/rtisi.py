@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT
+from ..dsp import STFT, fit_frames
 from .base import Monitor
 
 __all__ = ["rtisi_la", "asymmetric_windows"]
@@ -216,8 +216,7 @@ def rtisi_la(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Te
         sig = sig[:, start:start + length]
         if sig.shape[-1] < length:
             sig = torch.nn.functional.pad(sig, (0, length - sig.shape[-1]))
-        out = stft.forward(sig).abs()
-        out = out[..., :T] if out.shape[-1] >= T else torch.nn.functional.pad(out, (0, T - out.shape[-1]))
+        out = fit_frames(stft.forward(sig).abs(), T)
         return out.reshape(*lead, F_, T)
 
     reported = 0
