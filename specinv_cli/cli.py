@@ -469,6 +469,12 @@ def configs_show(name):
         sys.exit(EXIT_USAGE)
 
 
+from . import cli_bench, cli_companion  # noqa: E402  (click only: --help stays fast)
+
+cli_companion.register(cli)
+cli_bench.register(cli)
+
+
 def main(argv=None):
     """Entry point: click errors become one line on stderr with exit code 2."""
     argv = sys.argv[1:] if argv is None else list(argv)
