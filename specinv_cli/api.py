@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -61,6 +61,8 @@ class InversionResult:
     stopped_early: bool = False
     #: ``linear`` or ``mel``: the domain of ``metrics``.
     domain: str = "linear"
+    #: For a ragged batch (``frames=``): each item's own length; ``audio[b, :lengths[b]]``.
+    lengths: list[int] | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -153,7 +155,8 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
            length: int | None = None, device: str | torch.device = "auto", precision: str = "single",
            seed: int | None = 0, tol: float = 0.0, eval_every: int = 10,
            callback: Callable[[Progress], None] | None = None, source: str | None = None,
-           refine: int | None = None, nnls_iters: int = 100, **options: Any) -> InversionResult:
+           refine: int | None = None, nnls_iters: int = 100, frames: Sequence[int] | None = None,
+           **options: Any) -> InversionResult:
     """Invert a spectrogram ``[..., F, T]`` (linear or mel) to audio with a registered method.
 
     Parameters
@@ -181,6 +184,11 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     refine : L-BFGS iterations on the waveform against the input itself (the mel for mel input),
         taken from ``n_iter`` after ``method``; ``None``: :data:`DEFAULT_REFINE` for mel input,
         0 for linear input.
+    frames : for a batch ``[B, F, T_max]`` of spectrograms of different lengths, zero-padded
+        after their ends: each item's own frame count. Each item is then inverted as it would be
+        alone (up to float rounding; see :mod:`specinv_cli.ragged`): methods with
+        ``Method.ragged`` only, no ``refine``, no ``length``. ``audio`` is ``[B, L_max]`` and
+        ``result.lengths[b]`` says where item ``b`` ends.
     **options : method options (e.g. ``alpha=0.99`` for ``fgla``).
     """
     if method is not None:
@@ -207,6 +215,21 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
 
     m = get_method(method or (DEFAULT_MEL_METHOD if cfg.is_mel else DEFAULT_METHOD))
     opts = m.resolve_options(options)
+    mask = None
+    if frames is not None:
+        frames = [int(t) for t in frames]
+        if target.mag.dim() != 3 or len(frames) != target.mag.shape[0]:
+            raise ValueError(f"frames gives {len(frames)} lengths for a batch of shape {tuple(target.mag.shape)}; "
+                             f"a ragged batch is [B, F, T_max] with one frame count per item")
+        if not frames or min(frames) < 1 or max(frames) > target.mag.shape[-1]:
+            raise ValueError(f"frames must lie in 1..{target.mag.shape[-1]}, got {frames}")
+        if not m.ragged:
+            raise ValueError(f"method {m.name!r} cannot run on a ragged batch; invert its items one by one")
+        if refine or length is not None:
+            raise ValueError("a ragged batch takes neither refine nor length")
+        refine = 0
+        t_idx = torch.arange(target.mag.shape[-1], device=dev)
+        mask = (t_idx[None, :] < torch.tensor(frames, device=dev)[:, None]).to(real)[:, None, :]
     mel_op, scale = None, None
     if cfg.is_mel:
         from .mel import MelTransform, decode
@@ -224,7 +247,11 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
             raise InputError(source, f"{empty} of the {cfg.n_mels} mel bands are empty with n_fft {cfg.n_fft} "
                                      f"(fmin {cfg.fmin:g}, fmax {cfg.effective_fmax:g} Hz); check --n-mels, "
                                      f"--n-fft, --fmin, --fmax or --config")
+        if mask is not None:  # padding is zero magnitude, not zero log-mel
+            domain_target = domain_target * mask
         mag = mel_op.to_linear(domain_target, nnls_iters)
+        if mask is not None:
+            mag = mag * mask
     else:
         mag = target.mag
         if not cfg.onesided:  # real signals: the upper half is redundant
@@ -238,7 +265,12 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         raise ValueError(f"refine must be between 0 and the iterations ({n_iter}), got {refine}")
     n_phase = n_iter - refine if m.iterative else 0
 
-    stft = STFT(cfg, device=dev, dtype=real)
+    if frames is not None:
+        from .ragged import RaggedSTFT
+
+        stft = RaggedSTFT(cfg, frames, device=dev, dtype=real)
+    else:
+        stft = STFT(cfg, device=dev, dtype=real)
     n_frames = mag.shape[-1]
     if length is None:
         length = stft.default_length(n_frames)
@@ -251,6 +283,8 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         opts = {**opts, **{k: v for k, v in m.informed_init_options.items() if k not in options}}
     if phase is not None:
         phase = phase[..., : mag.shape[-2], :].to(device=dev, dtype=cplx)
+    elif frames is not None and init in ("spsi", "pghi", "random"):
+        phase = _ragged_phase(mag, frames, init, cfg, seed, dev, real, cplx)
     elif init in ("spsi", "pghi"):
         phase = get_method(init).load_phase()(mag, stft).to(cplx)
     elif init == "random":
@@ -291,5 +325,21 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     if scale is not None:  # undo _safe_scale (the metrics above are scale-invariant)
         audio = (audio * scale.to("cpu", torch.float64)[..., 0]).to(torch.float32)
     audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
+    lengths = list(stft.lengths) if frames is not None else None
     return InversionResult(audio, final, m.name, opts, iterations, seconds, str(dev), cfg,
-                           monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear")
+                           monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear",
+                           lengths)
+
+
+def _ragged_phase(mag, frames, init, cfg, seed, dev, real, cplx):
+    """Each item's starting phase computed on its own frames (PGHI's random phases and its
+    time split depend on the frame count), padded with phase 0."""
+    out = torch.ones(mag.shape, dtype=cplx, device=dev)
+    stft = STFT(cfg, device=dev, dtype=real)
+    for b, t in enumerate(frames):
+        if init == "random":
+            gen = torch.Generator().manual_seed(seed) if seed is not None else None
+            out[b, :, :t] = random_phase((mag.shape[-2], t), gen, dev, cplx)
+        else:
+            out[b, :, :t] = get_method(init).load_phase()(mag[b, :, :t], stft).to(cplx)
+    return out

@@ -23,8 +23,7 @@ EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3,
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class Failure(Exception):
-    """An item-level failure with its user-facing one-line message."""
+from .pipeline import Failure  # noqa: E402,F401  (re-exported: item-level failure)
 
 
 def _method_option_decorators():
@@ -105,6 +104,14 @@ def cli():
 @click.option("--precision", type=click.Choice(["single", "double"]), default="single", show_default=True, help="float32/complex64 or float64/complex128.")
 @click.option("--metric", type=click.Choice(["sc", "snr", "ser"]), default="sc", show_default=True, help="Metric shown in the progress bars.")
 @click.option("--eval-every", type=click.IntRange(min=1), default=10, show_default=True, help="Iterations between metric evaluations.")
+@click.option("-r", "--recursive", is_flag=True, help="Folders given as inputs are searched in subfolders too (outputs mirror them under -O).")
+@click.option("--from-list", "from_list", metavar="FILE", help="Also invert the paths listed in FILE, one per line ('-' = stdin; '#' comments).")
+@click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs already exist (resume an interrupted run).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Items inverted together (padded to the longest, trimmed after); GLA-family methods only, others go one by one.")
+@click.option("--shard", metavar="I/N", help="Process shard I of N (round-robin over the inputs) [from RANK/WORLD_SIZE or SLURM_* when set].")
+@click.option("--block-frames", "block", type=click.IntRange(min=0), default=2048, show_default=True, help="Inputs longer than this many frames are inverted in overlapping blocks, cross-faded (0 = never).")
+@click.option("--block-overlap", "overlap", type=click.IntRange(min=0), default=128, show_default=True, help="Frames shared by neighbouring blocks.")
+@click.option("--history", "history_file", type=click.Path(dir_okay=False, allow_dash=False), metavar="FILE.json", help="Save each output's metrics at every evaluation (see --eval-every) to FILE.json.")
 @click.option("--max-memory", callback=lambda c, p, v: _parse_size(v), metavar="SIZE",
               help="Refuse inputs whose inversion would need more memory than this (e.g. 512M, 16G; 'none' = no "
                    "limit) [available memory: MemAvailable, or free CUDA memory].")
@@ -116,7 +123,8 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
            hop_length, win_length, window, center, pad_mode, sample_rate, input_kind, layout, key,
            n_mels, fmin, fmax, mel_scale, mel_norm, mel_power, compression, clamp, normalization, stats,
            refine, nnls_iters, length, subtype, normalize, device, precision, metric, eval_every, max_memory,
-           as_json, quiet, debug, **method_options):
+           as_json, quiet, debug, recursive, from_list, skip_existing, batch_size, shard, block, overlap,
+           history_file, **method_options):
     """Invert spectrogram files (.npy, .npz, .pt) to WAV.
 
     \b
@@ -126,6 +134,8 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
       specinv invert spec_db.npy --input-kind db --layout tf -o out.wav
       specinv invert batch.npy -O wavs/ --json          # [B, F, T] -> wavs/batch_000.wav ...
       specinv invert mel.npy --config hifigan-22k -o out.wav   # a model's log-mel
+      specinv invert mels/ -r -O wavs/ --skip-existing --json  # a folder tree, resumable
+      find mels -name '*.npy' | specinv invert --from-list - -O wavs/ --shard 0/4
     """
     from .progress import Reporter
 
@@ -147,18 +157,31 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     except ValueError as e:
         _usage(rep, str(e))
     if example:
-        if inputs:
+        if inputs or from_list:
             _usage(rep, "--example takes no input files")
         from .io import example_path
         inputs = (str(example_path()),)
-    if not inputs:
-        _usage(rep, "no input given; pass spectrogram files, '-' for stdin, or --example")
+    if not inputs and not from_list:
+        _usage(rep, "no input given; pass spectrogram files or folders, '-' for stdin, --from-list FILE, or --example")
+    if "-" in inputs and from_list == "-":
+        _usage(rep, "stdin cannot be both an input ('-') and the manifest (--from-list -)")
+    from .inputs import InputsError, expand, select, shard_spec
+
+    try:
+        entries = expand(inputs, recursive=recursive, manifest=from_list)
+        shard_i, shard_n, shard_origin = shard_spec(shard)
+    except InputsError as e:
+        _usage(rep, str(e))
+    n_all = len(entries)
+    entries = select(entries, shard_i, shard_n)
     if output and output_dir:
         _usage(rep, "give either -o/--output or -O/--output-dir, not both")
-    if output and len(inputs) > 1:
-        _usage(rep, f"-o names one output but {len(inputs)} inputs were given; use -O DIR")
+    if output and n_all > 1:
+        _usage(rep, f"-o names one output but {n_all} inputs were given; use -O DIR")
     if output == "-" and as_json:
         _usage(rep, "-o - writes audio to stdout, which --json also needs; use one of them")
+    if block and overlap >= block:
+        _usage(rep, f"--block-overlap {overlap} must be smaller than --block-frames {block}")
 
     try:
         base_cfg = _build_config(config_name, dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length,
@@ -182,6 +205,11 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     from .api import DeviceError, resolve_device
 
     try:
+        from .inputs import cuda_index
+
+        local = cuda_index()
+        if local is not None and device in ("auto", "cuda") and torch.cuda.is_available():
+            device = f"cuda:{local % torch.cuda.device_count()}"  # the launcher's GPU for this process
         dev = resolve_device(device)
     except DeviceError as e:
         _usage(rep, str(e))
@@ -193,38 +221,59 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     else:
         limit = (max_memory, "--max-memory")
     _install_signal_handlers()
-    results, failures = [], 0
-    t_start = time.perf_counter()
-    with rep.session():
-        for path in inputs:
-            try:
-                for rec in _invert_one(path, rep, output=output, output_dir=output_dir,
-                                       example=example, method=method, opts=opts, n_iter=n_iter,
-                                       init=init, seed=seed, tol=tol, cfg=base_cfg, input_kind=input_kind,
-                                       key=key, length=length, subtype=subtype, refine=refine,
-                                       nnls_iters=nnls_iters,
-                                       normalize=normalize or "auto", device=dev, precision=precision,
-                                       eval_every=eval_every, debug=debug, limit=limit):
-                    results.append(rec)
-                    _emit(rec, as_json)
-            except KeyboardInterrupt:
-                from .io import cleanup_temporaries
+    from .pipeline import Pipeline, Settings
 
-                cleanup_temporaries()
-                rep.error("interrupted; temporary files removed, finished outputs kept")
-                sys.exit(EXIT_INTERRUPTED)
-            except Failure as e:
-                failures += 1
-                rep.error(str(e))
-                rec = {"input": str(path), "status": "error", "error": str(e)}
-                results.append(rec)
-                _emit(rec, as_json)
-    ok = sum(1 for r in results if r.get("status") == "ok")
+    pipe = Pipeline(Settings(
+        cfg=base_cfg, method=method, opts=opts, n_iter=n_iter, init=init, seed=seed, tol=tol, input_kind=input_kind,
+        key=key, length=length, subtype=subtype, normalize=normalize or "auto", device=dev, precision=precision,
+        eval_every=eval_every, refine=refine, nnls_iters=nnls_iters, limit=limit, output=output,
+        output_dir=output_dir, example=example, debug=debug, batch_size=batch_size, skip_existing=skip_existing,
+        block=block, overlap=overlap, history=history_file is not None), rep)
+    counts = {"ok": 0, "error": 0, "skipped": 0}
+    failed_inputs = set()
+    t_start = time.perf_counter()
+
+    def emit(records):
+        for rec in records:
+            counts[rec["status"]] += 1
+            if rec["status"] == "error":
+                failed_inputs.add(rec["input"])
+            _emit(rec, as_json)
+
+    with rep.session():
+        try:
+            for entry in entries:
+                emit(pipe.feed(entry.path, None if output else (entry.name if not example else None)))
+            emit(pipe.flush())
+        except KeyboardInterrupt:
+            from .io import cleanup_temporaries
+
+            cleanup_temporaries()
+            rep.error("interrupted; temporary files removed, finished outputs kept")
+            sys.exit(EXIT_INTERRUPTED)
+    if history_file is not None:
+        _save_history(rep, history_file, pipe.histories)
     if as_json:
-        _emit({"summary": {"outputs": ok, "failed_inputs": failures, "inputs": len(inputs),
-                           "seconds": round(time.perf_counter() - t_start, 4)}}, True)
-    if failures:
-        sys.exit(EXIT_PARTIAL if ok else EXIT_USAGE)
+        summary = {"outputs": counts["ok"], "failed_inputs": len(failed_inputs), "skipped": counts["skipped"],
+                   "inputs": len(entries), "seconds": round(time.perf_counter() - t_start, 4)}
+        if shard_n > 1:
+            summary.update(shard=f"{shard_i}/{shard_n}", shard_from=shard_origin, inputs_all_shards=n_all)
+        _emit({"summary": summary}, True)
+    if failed_inputs:
+        sys.exit(EXIT_PARTIAL if counts["ok"] or counts["skipped"] else EXIT_USAGE)
+
+
+def _save_history(rep, path, histories):
+    """Write the metric histories as one JSON file, atomically."""
+    from .io import OutputError, atomic_output
+
+    try:
+        with atomic_output(path) as tmp:
+            with open(tmp, "w", encoding="utf-8") as f:
+                json.dump({"items": histories}, f, indent=1)
+    except (OutputError, OSError) as e:
+        rep.error(str(e) if isinstance(e, OutputError) else f"{path}: cannot write history ({e})")
+        sys.exit(EXIT_PARTIAL)
 
 
 _UNITS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
@@ -243,45 +292,6 @@ def _parse_size(value):
     if not m:
         raise click.BadParameter(f"{value!r} is not a size like 512M, 16G or 2.5GiB (or 'none')")
     return float(m[1]) * 1024 ** _UNITS[m[2]]
-
-
-def _check_memory(name, n_items, n_frames, cfg, *, length, precision, input_bytes, limit):
-    """Refuse (Failure) an inversion whose estimated peak memory exceeds the limit."""
-    from .api import estimate_memory
-    from .io import _fmt_bytes
-
-    cap, origin = limit
-    if cap is None or cap == float("inf"):
-        return
-    need = estimate_memory(n_items, n_frames, cfg, length=length, precision=precision, input_bytes=input_bytes)
-    if need > cap:
-        import math
-
-        gib = need / 2 ** 30
-        suggest = f"{math.ceil(gib * 1.25)}G" if gib >= 1 else f"{math.ceil(need / 2 ** 20 * 1.25)}M"
-        raise Failure(f"{name}: inverting needs about {_fmt_bytes(need)}, more than the limit {_fmt_bytes(cap)} "
-                      f"({origin}); raise it with --max-memory {suggest}")
-
-
-def _header_dims(shape, dtype, input_kind, layout):
-    """(items, bins, frames) that an array of ``shape`` will have once interpreted, or None."""
-    shape = tuple(shape)
-    if input_kind == "complex" and dtype.kind != "c" and len(shape) >= 3 and shape[-1] == 2:
-        shape = shape[:-1]
-    if len(shape) < 2 or 0 in shape:
-        return None
-    n_f, n_t = (shape[-2], shape[-1]) if layout == "ft" else (shape[-1], shape[-2])
-    items = 1
-    for d in shape[:-2]:
-        items *= d
-    return items, n_f, n_t
-
-
-def _num(v: float):
-    """A metric for JSON: rounded, ``null`` if not finite (JSON has no NaN)."""
-    import math
-
-    return round(v, 4) if math.isfinite(v) else None
 
 
 def _usage(rep, message: str):
@@ -318,112 +328,6 @@ def _build_config(config_name, flags: dict):
         except ConfigError as e:
             raise ConfigError(str(e).replace("settings:", "options:", 1)) from None
     return cfg
-
-
-def _output_paths(path: str, n_items: int, output: str | None, output_dir: str | None, example: bool):
-    """Destination of each item of one input."""
-    if output == "-":
-        if n_items != 1:
-            raise Failure(f"{path}: holds {n_items} items; -o - writes a single WAV stream, use -O DIR")
-        return ["-"]
-    if output:
-        out = Path(output)
-        if n_items == 1:
-            return [out]
-        stem, suffix = out.stem, out.suffix or ".wav"
-        width = max(3, len(str(n_items - 1)))
-        return [out.with_name(f"{stem}_{i:0{width}d}{suffix}") for i in range(n_items)]
-    stem = "example" if example else ("stdin" if path == "-" else Path(path).stem)
-    folder = Path(output_dir) if output_dir else (Path(".") if path == "-" or example else Path(path).parent)
-    if n_items == 1:
-        return [folder / f"{stem}.wav"]
-    width = max(3, len(str(n_items - 1)))
-    return [folder / f"{stem}_{i:0{width}d}.wav" for i in range(n_items)]
-
-
-def _invert_one(path, rep, *, output, output_dir, example, method, opts, n_iter, init, seed, tol, cfg,
-                input_kind, key, length, subtype, normalize, device, precision, eval_every, debug, refine,
-                nnls_iters, limit=(None, "")):
-    """Invert one input file; yields one record per written output. Raises Failure."""
-    from .api import invert as run_invert
-    from .config import ConfigError
-    from .io import OutputError, load_spectrogram, peek_array, prepare_audio, save_audio, wav_bytes
-    from .spectrogram import InputError
-
-    name = "<stdin>" if path == "-" else str(path)
-    try:
-        head = peek_array(path, key)  # .npy/.npz: shape and dtype from the header, data unread
-        dims = _header_dims(head[0], head[1], input_kind, cfg.layout) if head else None
-        if dims is not None:
-            items, n_f, n_t = dims
-            _check_memory(name, items, n_t, cfg.with_bins(n_f, name), length=length, precision=precision,
-                          input_bytes=items * n_f * n_t * (head[1].itemsize + 8), limit=limit)
-        target = load_spectrogram(path, key=key, input_kind=input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
-        item_cfg = cfg.with_bins(target.mag.shape[-2], name)
-    except (InputError, ConfigError) as e:
-        if debug:
-            raise
-        raise Failure(str(e)) from None
-    n_items = 1
-    for d in target.batch_shape:
-        n_items *= d
-    in_bytes = target.mag.numel() * target.mag.element_size() * (3 if target.phase is not None else 1)
-    _check_memory(name, n_items, target.mag.shape[-1], item_cfg, length=length, precision=precision,
-                  input_bytes=in_bytes, limit=limit)
-    dests = _output_paths(path, n_items, output, output_dir, example)
-    for d in dests:
-        if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
-            raise Failure(f"{name}: output path {d} is the input file; choose another -o/-O")
-    labels = [Path(str(d)).name if d != "-" else "stdout" for d in dests]
-    method = method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
-    m = get_method(method)
-    total = n_iter if m.iterative else (refine or 0)
-    callback = rep.callback_for(labels, max(total, 1))
-    try:
-        res = run_invert(target, method=method, config=item_cfg, n_iter=n_iter, init=init, length=length,
-                         device=device, precision=precision, seed=seed, tol=tol, eval_every=eval_every,
-                         callback=callback, source=name, refine=refine, nnls_iters=nnls_iters, **opts)
-    except (InputError, ConfigError, ValueError) as e:
-        if debug:
-            raise
-        raise Failure(str(e) if str(e).startswith(name) else f"{name}: {e}") from None
-    except RuntimeError as e:  # e.g. out of memory on the device
-        if debug:
-            raise
-        raise Failure(f"{name}: {method} failed: {str(e).splitlines()[0][:200]}") from None
-
-    import numpy as np
-
-    audio = res.audio.reshape(n_items, -1).numpy()
-    flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
-    per_item_seconds = res.seconds / n_items
-    for i, dest in enumerate(dests):
-        data, gain, clipped = prepare_audio(audio[i], normalize, subtype)
-        label = name if n_items == 1 else f"{name}[{i}]"
-        if gain != 1.0 and normalize == "auto":
-            rep.warning(f"{label}: peak {0.99 / gain:.3g} exceeds full scale; scaled by {gain:.4g} "
-                        f"({20 * np.log10(gain):.1f} dB) to avoid clipping (--normalize none to keep levels)")
-        if clipped:
-            rep.warning(f"{label}: {clipped} sample(s) beyond full scale will be clipped in {subtype} "
-                        f"(use --normalize peak or --subtype FLOAT)")
-        try:
-            if dest == "-":
-                sys.stdout.buffer.write(wav_bytes(data, item_cfg.sample_rate, subtype))
-                sys.stdout.buffer.flush()
-            else:
-                save_audio(dest, data, item_cfg.sample_rate, subtype)
-        except OutputError as e:
-            raise Failure(str(e)) from None
-        rec = {"input": name, "item": i if n_items > 1 else None, "output": str(dest), "status": "ok",
-               "method": method, "iterations": res.iterations, "domain": res.domain,
-               "sc": _num(flat["sc"][i]), "snr": _num(flat["snr"][i]), "ser": _num(flat["ser"][i]),
-               "seconds": round(per_item_seconds, 4), "device": res.device, "samples": int(data.shape[-1]),
-               "sample_rate": item_cfg.sample_rate, "gain": round(gain, 6)}
-        if not rep.live:
-            dom = "mel " if res.domain == "mel" else ""
-            rep.info(f"{label} -> {dest}: {method} {res.iterations} it, {dom}SC {flat['sc'][i]:.2f} dB, "
-                     f"SNR {flat['snr'][i]:.2f} dB, SER {flat['ser'][i]:.2f} dB, {per_item_seconds:.2f} s on {res.device}")
-        yield rec
 
 
 # --- methods / configs ----------------------------------------------------------------------

@@ -301,22 +301,28 @@ def load_spectrogram(path, *, key: str | None = None, input_kind: str = "magnitu
 
 
 # --- audio output ---------------------------------------------------------------------------
-def prepare_audio(audio: np.ndarray, normalize: str = "auto", subtype: str = "PCM_16"):
+def prepare_audio(audio: np.ndarray, normalize: str = "auto", subtype: str = "PCM_16", *, inplace: bool = False):
     """Apply the peak policy: returns ``(audio, gain, clipped_count)``.
 
     ``auto`` scales to a 0.99 peak only when the peak exceeds 1 (which integer formats would
     clip); ``peak`` always scales to 0.99; ``none`` leaves the samples alone and reports how many
-    would be clipped by an integer subtype.
+    would be clipped by an integer subtype. ``inplace`` reuses a float32 ``audio``'s memory (hour-long
+    outputs); peaks and counts are taken in chunks so no full-size temporary is made.
     """
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}")
-    audio = np.nan_to_num(np.asarray(audio, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+    audio = np.asarray(audio, dtype=np.float32)
+    audio = np.nan_to_num(audio, copy=not (inplace and audio.flags.writeable), nan=0.0, posinf=0.0, neginf=0.0)
+    flat = audio.reshape(-1)
+    step = 1 << 20
+    peak = max((float(np.max(np.abs(flat[i:i + step]))) for i in range(0, flat.size, step)), default=0.0)
     gain = 1.0
     if peak > 0 and (normalize == "peak" or (normalize == "auto" and peak > 1.0)):
         gain = 0.99 / peak
-        audio = audio * gain
-    clipped = int(np.count_nonzero(np.abs(audio) > 1.0)) if subtype != "FLOAT" else 0
+        audio *= np.float32(gain)
+    clipped = 0
+    if subtype != "FLOAT":
+        clipped = sum(int(np.count_nonzero(np.abs(flat[i:i + step]) > 1.0)) for i in range(0, flat.size, step))
     return audio, gain, clipped
 
 

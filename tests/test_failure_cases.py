@@ -32,15 +32,21 @@ def _sparse_npy(path, shape, dtype="<f4"):
 
 def test_absurd_size_is_refused_before_loading(tmp_path, capsys):
     _sparse_npy(tmp_path / "huge.npy", (513, 50_000_000))  # 95.6 GiB of float32 on paper
+    # in blocks the input and output themselves are too large (about 335 GiB with the float copy)
     line = assert_refused(capsys, tmp_path, [tmp_path / "huge.npy"], "huge.npy", "inverting needs about",
-                          "TiB", "more than the limit", "(available memory)", "--max-memory")
+                          "GiB", "more than the limit", "(available memory)", "--max-memory")
+    line = assert_refused(capsys, tmp_path, [tmp_path / "huge.npy", "--block-frames", "0"], "huge.npy",
+                          "TiB", "more than the limit")  # in one piece: terabytes
     assert "raise it with --max-memory" in line
 
 
 def test_absurd_size_against_an_explicit_limit(tmp_path, capsys):
-    _sparse_npy(tmp_path / "big.npy", (2, 513, 20_000))  # 78 MiB on paper, 3.7 GiB to invert
-    assert_refused(capsys, tmp_path, [tmp_path / "big.npy", "--max-memory", "2G"], "big.npy",
+    _sparse_npy(tmp_path / "big.npy", (2, 513, 20_000))  # 78 MiB on paper, 3.7 GiB to invert at once
+    assert_refused(capsys, tmp_path, [tmp_path / "big.npy", "--max-memory", "2G", "--block-frames", "0"], "big.npy",
                    "GiB, more than the limit 2.0 GiB (--max-memory); raise it with --max-memory")
+    # in blocks of 2048 frames (the default) it needs well under 1 GiB: only a tighter limit refuses
+    assert_refused(capsys, tmp_path, [tmp_path / "big.npy", "--max-memory", "300M"], "big.npy",
+                   "MiB, more than the limit 300.0 MiB")
 
 
 def test_max_memory_overrides(tmp_path, capsys, small):

@@ -29,7 +29,7 @@ def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     names = _inputs(tmp_path)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "specinv_cli", "invert", *[tmp_path / n for n in names],
-                             "-m", "fgla", "-n", "2000", "--init", "random", "-q", "-O", out],
+                             "-m", "fgla", "-n", "2000", "--init", "random", "-q", "--batch-size", "1", "-O", out],
                             cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:

@@ -79,6 +79,10 @@ class Method:
     #: Options applied (unless given) when the start is informative (``--init spsi|pghi`` or a
     #: complex input) rather than random or zero.
     informed_init_options: dict = field(default_factory=dict)
+    #: Written only with ``stft.forward``/``inverse``/``project`` and elementwise steps, so it
+    #: runs unchanged on a :class:`~specinv_cli.ragged.RaggedSTFT` (cross-file batches of
+    #: different lengths give each item its one-by-one result).
+    ragged: bool = False
 
     def load(self) -> Callable:
         mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
@@ -111,18 +115,18 @@ _ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; < 1 for
 
 REGISTRY: dict[str, Method] = {m.name: m for m in [
     Method("gla", "gla", "gla", "Griffin-Lim: alternating projections, monotone",
-           "Griffin & Lim, IEEE TASSP 1984"),
+           "Griffin & Lim, IEEE TASSP 1984", ragged=True),
     Method("fgla", "gla", "fgla", "Fast Griffin-Lim: GLA with an inertial (momentum) step",
-           "Perraudin, Balazs & Søndergaard, WASPAA 2013", (_ALPHA,)),
+           "Perraudin, Balazs & Søndergaard, WASPAA 2013", (_ALPHA,), ragged=True),
     Method("agla", "agla", "agla", "Accelerated Griffin-Lim: two-step inertia on top of FGLA",
            "Nenov, Nguyen & Balazs, ICASSP 2023 (arXiv 2306.12504)",
            (Option("alpha", float, 0.99, "AGLA momentum of c_n (as FGLA's alpha)", min=0.0),
             Option("beta", float, 1.1, "AGLA momentum of d_n", min=0.0),
             Option("gamma", float, 1.25, "AGLA relaxation of the GLA step (1: FGLA); stable only while "
-                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0))),
+                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0)), ragged=True),
     Method("admm", "admm", "admm", "GLA-like phase recovery by ADMM",
            "Masuyama, Yatabe & Oikawa, IEEE SPL 2019",
-           (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),)),
+           (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),), ragged=True),
     Method("rtisi-la", "rtisi", "rtisi_la", "Real-time iterative inversion with look-ahead, frame by frame (n_iter: updates per frame)",
            "Zhu, Beauregard & Wyse, IEEE TASLP 2007",
            (Option("look_ahead", int, -1, "frames of look-ahead (-1: (win-1)//hop)", min=-1),
@@ -149,10 +153,10 @@ REGISTRY: dict[str, Method] = {m.name: m for m in [
                    min=0.0),
             Option("dm_iters", int, -1, "iterations run as DM before the finisher takes over "
                    "(-1: half of --iters; >= --iters: all DM)", min=-1),
-            Option("finisher", str, "agla", "descent method after DM", choices=("agla", "fgla")))),
+            Option("finisher", str, "agla", "descent method after DM", choices=("agla", "fgla"))), ragged=True),
     Method("raar", "dm", "raar", "Relaxed averaged alternating reflections",
            "Luke 2005; compared in Peer, Welker & Gerkmann, IWAENC 2022",
-           (Option("beta", float, 0.95, "RAAR relaxation (1: Douglas-Rachford)", min=0.0, max=1.0),)),
+           (Option("beta", float, 0.95, "RAAR relaxation (1: Douglas-Rachford)", min=0.0, max=1.0),), ragged=True),
 ]}
 
 

@@ -1,0 +1,459 @@
+"""Many inputs per call: load, group into device batches, invert, write. No click here.
+
+:class:`Pipeline` takes the inputs one at a time (:meth:`Pipeline.feed`) and yields a record
+(a dict, the ``--json`` line) for each output as it is written:
+
+- inputs whose items can share a batch (same settings, a method with ``Method.ragged``, no
+  ``--length``/``--refine``/``--tol``) are queued per settings and inverted ``batch_size`` items at
+  a time, zero-padded to the longest item and trimmed after (:mod:`specinv_cli.ragged`: each
+  item gets its one-by-one result up to float rounding); peak memory is that of one batch;
+- longer inputs than ``block`` frames go block by block (:mod:`specinv_cli.blocks`);
+- everything else is inverted as it comes.
+
+A bad input raises nothing: it gives an ``error`` record (its message names the file) and the
+others go on. Records: ``status`` ``ok`` | ``error`` | ``skipped``.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from .algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
+
+__all__ = ["Failure", "Settings", "Pipeline"]
+
+
+class Failure(Exception):
+    """An item-level failure with its user-facing one-line message."""
+
+
+@dataclass
+class Settings:
+    """Everything an ``invert`` call applies to every input (CLI flags, resolved)."""
+
+    cfg: Any
+    method: str | None = None
+    opts: dict = field(default_factory=dict)
+    n_iter: int = 100
+    init: str = "pghi"
+    seed: int | None = 0
+    tol: float = 0.0
+    input_kind: str = "magnitude"
+    key: str | None = None
+    length: int | None = None
+    subtype: str = "PCM_16"
+    normalize: str = "auto"
+    device: Any = "cpu"
+    precision: str = "single"
+    eval_every: int = 10
+    refine: int | None = None
+    nnls_iters: int = 100
+    limit: tuple = (None, "")
+    output: str | None = None
+    output_dir: str | None = None
+    example: bool = False
+    debug: bool = False
+    batch_size: int = 16
+    skip_existing: bool = False
+    block: int = 0
+    overlap: int = 0
+    block_batch: int = 2
+    history: bool = False
+
+
+@dataclass
+class _Job:
+    """One loaded input file."""
+
+    name: str          # for messages
+    path: str
+    target: Any
+    cfg: Any
+    dests: list
+    method: str
+    n_items: int
+
+
+class Pipeline:
+    """Runs inputs through :func:`specinv_cli.api.invert` (see the module docstring).
+
+    ``rep`` is a :class:`~specinv_cli.progress.Reporter` (progress, warnings). ``histories``
+    collects each output's metric history when ``settings.history`` is set.
+    """
+
+    def __init__(self, settings: Settings, rep):
+        self.s = settings
+        self.rep = rep
+        self.histories: list[dict] = []
+        self._queues: dict[str, list[tuple[_Job, int]]] = {}
+        self._taken: dict[str, str] = {}   # output path -> input that writes it
+
+    # --- entry points ----------------------------------------------------------------------
+    def feed(self, path: str, name: str | None = None) -> Iterator[dict]:
+        """Process one input (``name``: output name without suffix, may hold subfolders)."""
+        try:
+            job = self._load(path, name)
+        except Failure as e:
+            yield self._error(path, str(e))
+            return
+        if job is None:  # skipped (outputs exist)
+            return
+        if isinstance(job, list):  # records (skipped)
+            yield from job
+            return
+        if self._batchable(job):
+            key = self._batch_key(job)
+            q = self._queues.setdefault(key, [])
+            for i in range(job.n_items):
+                # a new item that would push the batch past the memory limit runs the queue first
+                if q and not self._fits(q + [(job, i)]):
+                    yield from self._run_batch(q)
+                    q.clear()
+                q.append((job, i))
+                if len(q) >= self.s.batch_size:
+                    yield from self._run_batch(q)
+                    q.clear()
+            return
+        if self._is_long(job):
+            yield from self._run_long(job)
+        else:
+            yield from self._run_single(job)
+
+    def flush(self) -> Iterator[dict]:
+        """Run what is still queued."""
+        for key, q in list(self._queues.items()):
+            if q:
+                yield from self._run_batch(q)
+                q.clear()
+
+    # --- loading ---------------------------------------------------------------------------
+    def _load(self, path: str, name: str | None):
+        from .config import ConfigError
+        from .io import load_spectrogram, peek_array
+        from .spectrogram import InputError
+
+        s = self.s
+        shown = "<stdin>" if path == "-" else str(path)
+        cfg = s.cfg
+        try:
+            head = peek_array(path, s.key)  # .npy/.npz: shape and dtype from the header, data unread
+            dims = _header_dims(head[0], head[1], s.input_kind, cfg.layout) if head else None
+            if dims is not None:
+                items, n_f, n_t = dims
+                if s.skip_existing:
+                    dests = self._dests(path, name, items)
+                    if all(d != "-" and Path(d).exists() for d in dests):
+                        return self._skipped(shown, dests)
+                frames = min(n_t, s.block) if s.block and n_t > s.block else n_t
+                n_est = items if frames == n_t else s.block_batch
+                self._check_memory(shown, n_est, frames, cfg.with_bins(n_f, shown),
+                                   input_bytes=items * n_f * n_t * (head[1].itemsize + 8) + _out_bytes(items, n_t, cfg))
+            target = load_spectrogram(path, key=s.key, input_kind=s.input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
+            item_cfg = cfg.with_bins(target.mag.shape[-2], shown)
+        except (InputError, ConfigError) as e:
+            if s.debug:
+                raise
+            raise Failure(str(e)) from None
+        n_items = 1
+        for d in target.batch_shape:
+            n_items *= d
+        dests = self._dests(path, name, n_items)
+        if s.skip_existing and all(d != "-" and Path(d).exists() for d in dests):
+            return self._skipped(shown, dests)
+        n_t = target.mag.shape[-1]
+        in_bytes = target.mag.numel() * target.mag.element_size() * (3 if target.phase is not None else 1)
+        long = bool(s.block) and n_t > s.block
+        self._check_memory(shown, s.block_batch if long else n_items, s.block if long else n_t, item_cfg,
+                           input_bytes=in_bytes + _out_bytes(n_items, n_t, item_cfg))
+        for d in dests:
+            if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
+                raise Failure(f"{shown}: output path {d} is the input file; choose another -o/-O")
+            if d != "-":
+                other = self._taken.get(str(Path(d).resolve()))
+                if other is not None and other != shown:
+                    raise Failure(f"{shown}: its output {d} is also the output of {other}; "
+                                  f"rename one of them or use --recursive names")
+        for d in dests:
+            if d != "-":
+                self._taken[str(Path(d).resolve())] = shown
+        method = s.method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
+        return _Job(shown, path, target, item_cfg, dests, method, n_items)
+
+    def _dests(self, path: str, name: str | None, n_items: int) -> list:
+        s = self.s
+        if s.output == "-":
+            if n_items != 1:
+                raise Failure(f"{path}: holds {n_items} items; -o - writes a single WAV stream, use -O DIR")
+            return ["-"]
+        if s.output:
+            out = Path(s.output)
+            if n_items == 1:
+                return [out]
+            width = max(3, len(str(n_items - 1)))
+            return [out.with_name(f"{out.stem}_{i:0{width}d}{out.suffix or '.wav'}") for i in range(n_items)]
+        if name is None:
+            name = "example" if s.example else ("stdin" if path == "-" else Path(path).stem)
+        folder = Path(s.output_dir) if s.output_dir else (
+            Path(".") if path == "-" or s.example else Path(path).parent)
+        if n_items == 1:
+            return [folder / f"{name}.wav"]
+        width = max(3, len(str(n_items - 1)))
+        return [folder / f"{name}_{i:0{width}d}.wav" for i in range(n_items)]
+
+    def _skipped(self, name, dests):
+        return [{"input": name, "item": i if len(dests) > 1 else None, "output": str(d), "status": "skipped"}
+                for i, d in enumerate(dests)]
+
+    def _check_memory(self, name, n_items, n_frames, cfg, *, input_bytes):
+        from .api import estimate_memory
+        from .io import _fmt_bytes
+
+        cap, origin = self.s.limit
+        if cap is None or cap == float("inf"):
+            return
+        need = estimate_memory(n_items, n_frames, cfg, length=self.s.length, precision=self.s.precision,
+                               input_bytes=input_bytes)
+        if need > cap:
+            import math
+
+            gib = need / 2 ** 30
+            suggest = f"{math.ceil(gib * 1.25)}G" if gib >= 1 else f"{math.ceil(need / 2 ** 20 * 1.25)}M"
+            raise Failure(f"{name}: inverting needs about {_fmt_bytes(need)}, more than the limit {_fmt_bytes(cap)} "
+                          f"({origin}); raise it with --max-memory {suggest}")
+
+    # --- batching --------------------------------------------------------------------------
+    def _batchable(self, job: _Job) -> bool:
+        s = self.s
+        m = get_method(job.method)
+        refine = s.refine
+        if refine is None:  # invert's default: L-BFGS refinement for a mel cascade
+            refine = 50 if job.cfg.is_mel and m.iterative and m.name != "lbfgs" else 0
+        return (s.batch_size > 1 and m.ragged and not refine and s.length is None and s.tol == 0
+                and job.dests != ["-"] and not self._is_long(job))
+
+    def _batch_key(self, job: _Job) -> str:
+        return f"{job.cfg!r}|{job.method}|{job.target.phase is not None}|{job.target.mel_features}"
+
+    def _is_long(self, job: _Job) -> bool:
+        return bool(self.s.block) and job.target.mag.shape[-1] > self.s.block
+
+    def _fits(self, items) -> bool:
+        from .api import estimate_memory
+
+        cap = self.s.limit[0]
+        if cap is None or cap == float("inf"):
+            return True
+        t_max = max(job.target.mag.shape[-1] for job, _ in items)
+        cfg = items[0][0].cfg
+        return estimate_memory(len(items), t_max, cfg, precision=self.s.precision) <= cap
+
+    def _item(self, job: _Job, i: int):
+        mag = job.target.mag.reshape(-1, *job.target.mag.shape[-2:])[i]
+        ph = None
+        if job.target.phase is not None:
+            ph = job.target.phase.reshape(-1, *job.target.phase.shape[-2:])[i]
+        return mag, ph
+
+    def _run_batch(self, items) -> Iterator[dict]:
+        import torch
+
+        from .spectrogram import Target
+
+        if len(items) == 1:
+            job, i = items[0]
+            if job.n_items == 1:
+                yield from self._run_single(job)
+                return
+        pairs = [self._item(job, i) for job, i in items]
+        t_max = max(m.shape[-1] for m, _ in pairs)
+        mags = torch.zeros((len(pairs), pairs[0][0].shape[-2], t_max), dtype=pairs[0][0].dtype)
+        phases = None
+        if pairs[0][1] is not None:
+            phases = torch.ones((len(pairs), pairs[0][1].shape[-2], t_max), dtype=pairs[0][1].dtype)
+        for b, (m, ph) in enumerate(pairs):
+            mags[b, :, : m.shape[-1]] = m
+            if phases is not None:
+                phases[b, :, : ph.shape[-1]] = ph
+        target = Target(mags, phases, items[0][0].target.mel_features)
+        labels = [Path(str(job.dests[i])).name for job, i in items]
+        names = ", ".join(dict.fromkeys(job.name for job, _ in items))
+        try:
+            res = self._invert(target, items[0][0], labels, frames=[m.shape[-1] for m, _ in pairs],
+                               name=names)
+        except Failure as e:
+            seen = set()
+            for job, _ in items:
+                if job.name not in seen:
+                    seen.add(job.name)
+                    yield self._error(job.name, str(e) if job.name in str(e) else f"{job.name}: {e}")
+            return
+        per_item = res.seconds / len(items)
+        for b, (job, i) in enumerate(items):
+            audio = res.audio[b, : res.lengths[b]].numpy()
+            metrics = {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}
+            hist = [{"iteration": h["iteration"], **{k: _pick(v, b) for k, v in h.items() if k != "iteration"}}
+                    for h in res.history]
+            try:
+                yield self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items))
+            except Failure as e:
+                yield self._error(job.name, str(e))
+
+    # --- single inputs ---------------------------------------------------------------------
+    def _run_single(self, job: _Job) -> Iterator[dict]:
+        labels = [Path(str(d)).name if d != "-" else "stdout" for d in job.dests]
+        try:
+            res = self._invert(job.target, job, labels)
+        except Failure as e:
+            yield self._error(job.name, str(e))
+            return
+        audio = res.audio.reshape(job.n_items, -1).numpy()
+        flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
+        for i in range(job.n_items):
+            hist = [{"iteration": h["iteration"], **{k: _pick(v, i) for k, v in h.items() if k != "iteration"}}
+                    for h in res.history]
+            try:
+                yield self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
+                                  res.seconds / job.n_items, hist)
+            except Failure as e:
+                yield self._error(job.name, str(e))
+                return
+
+    def _run_long(self, job: _Job) -> Iterator[dict]:
+        from .blocks import invert_blocks
+
+        s = self.s
+        for i in range(job.n_items):
+            mag, ph = self._item(job, i)
+            label = Path(str(job.dests[i])).name if job.dests[i] != "-" else "stdout"
+            from .blocks import block_starts
+
+            n_blocks = len(block_starts(mag.shape[-1], s.block, s.overlap))
+            callback = self.rep.callback_for([label], n_blocks * 2 if n_blocks > 1 else 1)
+            try:
+                res = self._call(lambda: invert_blocks(
+                    mag, config=job.cfg, block=s.block, overlap=s.overlap, batch=s.block_batch, method=job.method,
+                    phase=ph, mel_features=job.target.mel_features, callback=callback, **self._kwargs()), job.name)
+            except Failure as e:
+                yield self._error(job.name, str(e))
+                return
+            try:
+                yield self._write(job, i, res.audio, res.metrics, res, res.seconds, [], blocks=res.blocks,
+                                  inplace=True)
+            except Failure as e:
+                yield self._error(job.name, str(e))
+                return
+
+    # --- the library calls -----------------------------------------------------------------
+    def _kwargs(self) -> dict:
+        s = self.s
+        return dict(n_iter=s.n_iter, init=s.init, device=s.device, precision=s.precision, seed=s.seed, tol=s.tol,
+                    eval_every=s.eval_every, refine=s.refine, nnls_iters=s.nnls_iters, **s.opts)
+
+    def _invert(self, target, job: _Job, labels, frames=None, name=None):
+        from .api import invert
+
+        s = self.s
+        m = get_method(job.method)
+        total = s.n_iter if m.iterative else (s.refine or 0)
+        callback = self.rep.callback_for(labels, max(total, 1))
+        return self._call(lambda: invert(target, method=job.method, config=job.cfg, length=s.length,
+                                         callback=callback, source=name or job.name, frames=frames,
+                                         **self._kwargs()), name or job.name)
+
+    def _call(self, fn, name):
+        from .config import ConfigError
+        from .spectrogram import InputError
+
+        try:
+            return fn()
+        except (InputError, ConfigError, ValueError) as e:
+            if self.s.debug:
+                raise
+            raise Failure(str(e) if str(e).startswith(name) else f"{name}: {e}") from None
+        except RuntimeError as e:  # e.g. out of memory on the device
+            if self.s.debug:
+                raise
+            raise Failure(f"{name}: inversion failed: {str(e).splitlines()[0][:200]}") from None
+
+    # --- output ----------------------------------------------------------------------------
+    def _write(self, job: _Job, i: int, audio, metrics: dict, res, seconds: float, hist, *, batch: int = 1,
+               blocks: int | None = None, inplace: bool = False) -> dict:
+        import numpy as np
+
+        from .io import OutputError, prepare_audio, save_audio, wav_bytes
+
+        s = self.s
+        dest = job.dests[i]
+        data, gain, clipped = prepare_audio(audio, s.normalize, s.subtype, inplace=inplace)
+        label = job.name if job.n_items == 1 else f"{job.name}[{i}]"
+        if gain != 1.0 and s.normalize == "auto":
+            self.rep.warning(f"{label}: peak {0.99 / gain:.3g} exceeds full scale; scaled by {gain:.4g} "
+                             f"({20 * np.log10(gain):.1f} dB) to avoid clipping (--normalize none to keep levels)")
+        if clipped:
+            self.rep.warning(f"{label}: {clipped} sample(s) beyond full scale will be clipped in {s.subtype} "
+                             f"(use --normalize peak or --subtype FLOAT)")
+        try:
+            if dest == "-":
+                sys.stdout.buffer.write(wav_bytes(data, job.cfg.sample_rate, s.subtype))
+                sys.stdout.buffer.flush()
+            else:
+                Path(dest).parent.mkdir(parents=True, exist_ok=True) if s.output_dir else None
+                save_audio(dest, data, job.cfg.sample_rate, s.subtype)
+        except OutputError as e:
+            raise Failure(str(e)) from None
+        except OSError as e:
+            raise Failure(f"{dest}: cannot create folder ({e.strerror or e})") from None
+        rec = {"input": job.name, "item": i if job.n_items > 1 else None, "output": str(dest), "status": "ok",
+               "method": res.method, "iterations": res.iterations, "domain": res.domain,
+               "sc": _num(metrics["sc"]), "snr": _num(metrics["snr"]), "ser": _num(metrics["ser"]),
+               "seconds": round(seconds, 4), "device": res.device, "samples": int(data.shape[-1]),
+               "sample_rate": job.cfg.sample_rate, "gain": round(gain, 6), "batch": batch}
+        if blocks is not None:
+            rec["blocks"] = blocks
+        if s.history:
+            self.histories.append({"input": job.name, "item": rec["item"], "output": str(dest),
+                                   "method": res.method, "domain": res.domain, "history": hist})
+        if not self.rep.live:
+            dom = "mel " if res.domain == "mel" else ""
+            extra = f", {blocks} blocks" if blocks else (f", batch of {batch}" if batch > 1 else "")
+            self.rep.info(f"{label} -> {dest}: {res.method} {res.iterations} it{extra}, {dom}SC {metrics['sc']:.2f} dB, "
+                          f"SNR {metrics['snr']:.2f} dB, SER {metrics['ser']:.2f} dB, {seconds:.2f} s on {res.device}")
+        return rec
+
+    def _error(self, name: str, message: str) -> dict:
+        self.rep.error(message)
+        return {"input": name, "status": "error", "error": message}
+
+
+def _pick(v, i):
+    if isinstance(v, list):
+        v = v[i] if i < len(v) else None
+    return _num(v) if isinstance(v, float) else v
+
+
+def _num(v):
+    """A metric for JSON: rounded, ``None`` if not finite (JSON has no NaN)."""
+    import math
+
+    return round(float(v), 4) if v is not None and math.isfinite(float(v)) else None
+
+
+def _out_bytes(n_items: int, n_frames: int, cfg) -> int:
+    """The output audio held in memory (float32)."""
+    return 4 * int(n_items) * max(int(n_frames), 1) * int(cfg.hop_length)
+
+
+def _header_dims(shape, dtype, input_kind, layout):
+    """(items, bins, frames) that an array of ``shape`` will have once interpreted, or None."""
+    shape = tuple(shape)
+    if input_kind == "complex" and dtype.kind != "c" and len(shape) >= 3 and shape[-1] == 2:
+        shape = shape[:-1]
+    if len(shape) < 2 or 0 in shape:
+        return None
+    n_f, n_t = (shape[-2], shape[-1]) if layout == "ft" else (shape[-1], shape[-2])
+    items = 1
+    for d in shape[:-2]:
+        items *= d
+    return items, n_f, n_t
