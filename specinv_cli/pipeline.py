@@ -358,6 +358,8 @@ class Pipeline:
         m = get_method(job.method)
         total = s.n_iter if m.iterative else (s.refine or 0)
         callback = self.rep.callback_for(labels, max(total, 1))
+        if callback is None and s.history:
+            callback = _ignore  # the monitor evaluates only when someone listens
         return self._call(lambda: invert(target, method=job.method, config=job.cfg, length=s.length,
                                          callback=callback, source=name or job.name, frames=frames,
                                          **self._kwargs()), name or job.name)
@@ -425,6 +427,10 @@ class Pipeline:
     def _error(self, name: str, message: str) -> dict:
         self.rep.error(message)
         return {"input": name, "status": "error", "error": message}
+
+
+def _ignore(progress) -> None:
+    pass
 
 
 def _pick(v, i):
