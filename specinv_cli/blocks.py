@@ -142,6 +142,7 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
 
     # pass 1: blocks from the input's own phase (or the method's init)
     res = run(spans, lambda s, e: phase[:, s:e] if phase is not None else None, out)
+    iterations = res.iterations  # per block in pass 1 (pass 2 runs half as many)
     if len(spans) > 1:
         # pass 2: blocks shifted by half a step, so that pass 1's seams lie inside them, each
         # started from the phase of the stitched audio (consistent across blocks: no sign flips)
@@ -154,7 +155,7 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
         res = run(spans2, lambda s, e: _unit(frames_of(prev, s, e)), out, n_iter=n2)
     seconds = time.perf_counter() - t0
     metrics = streaming_metrics(out, mag, config, domain=res.domain)
-    return LongResult(out, metrics, m.name, res.iterations, seconds, res.device, res.domain, total_blocks)
+    return LongResult(out, metrics, m.name, iterations, seconds, res.device, res.domain, total_blocks)
 
 
 _NEEDS_COPY = False

@@ -331,7 +331,7 @@ def _build_config(config_name, flags: dict):
 
 
 # --- methods / configs ----------------------------------------------------------------------
-@cli.command(context_settings=CONTEXT)
+@cli.command(context_settings=CONTEXT, short_help="List the algorithms, their papers and options.")
 def methods():
     """List the algorithms: name, description, paper, options with defaults."""
     from rich.console import Console
@@ -347,7 +347,7 @@ def methods():
     Console().print(t)
 
 
-@cli.group(context_settings=CONTEXT, invoke_without_command=True)
+@cli.group(context_settings=CONTEXT, invoke_without_command=True, short_help="List the STFT/mel presets; 'configs show NAME' prints one.")
 @click.pass_context
 def configs(ctx):
     """List the STFT presets in configs/ ('configs show NAME' prints one)."""
