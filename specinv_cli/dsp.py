@@ -35,7 +35,7 @@ from .config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
 if TYPE_CHECKING:  # pragma: no cover
     from .config import STFTConfig
 
-__all__ = ["STFT", "get_window", "WINDOWS", "magnitude_projection", "fit_frames"]
+__all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection", "fit_frames"]
 
 def get_window(name: str, win_length: int, n_fft: int | None = None, *,
                device=None, dtype=torch.float32) -> torch.Tensor:
@@ -98,6 +98,44 @@ def magnitude_projection(mag: torch.Tensor, c: torch.Tensor, eps: float = 1e-16)
     return c * (mag / c.abs().clamp_min(eps))
 
 
+class MagnitudeProjection:
+    """:func:`magnitude_projection` onto a fixed ``mag``, written into a buffer without allocating.
+
+    ``P(x, out)`` writes ``mag * x / max(|x|, eps)`` into ``out`` (which may be ``x``). On the fast
+    path (``x`` and ``out`` laid out as :meth:`Projector.new_spec` makes them, ``[..., T, F]``
+    in memory) it runs five real passes over the interleaved complex data: ``|x|^2`` from the
+    real and imaginary parts (no complex ``abs``, which is not vectorised on the CPU), the clamp
+    at ``eps^2``, ``rsqrt``, the product with ``mag`` (stored once in the same layout) written into the real
+    part of a complex buffer whose imaginary part stays 0, and one complex multiply. Any other
+    layout, or autograd, takes :func:`magnitude_projection`.
+    """
+
+    def __init__(self, mag: torch.Tensor, eps: float = 1e-16):
+        self.mag, self.eps = mag, float(eps)
+        self._mag_tf = mag.transpose(-1, -2).contiguous()  # [..., T, F], the FFTs' layout
+        self._q = torch.empty_like(self._mag_tf)
+        self._f = torch.zeros(self._mag_tf.shape, dtype=mag.dtype.to_complex(), device=mag.device)
+        self._f_re = torch.view_as_real(self._f)[..., 0]
+
+    def __call__(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        x_tf = x.transpose(-1, -2)
+        if out is None:
+            out = torch.empty_like(self._f).transpose(-1, -2)
+        o_tf = out.transpose(-1, -2)
+        if (x.shape != self.mag.shape or out.shape != self.mag.shape or not x_tf.is_contiguous()
+                or not o_tf.is_contiguous() or x.dtype != self._f.dtype
+                or (torch.is_grad_enabled() and x.requires_grad)):
+            return out.copy_(magnitude_projection(self.mag, x, self.eps))
+        xr = torch.view_as_real(x_tf)
+        re, im = xr[..., 0], xr[..., 1]
+        q = self._q
+        torch.mul(re, re, out=q)
+        q.addcmul_(im, im).clamp_min_(self.eps * self.eps).rsqrt_()
+        torch.mul(q, self._mag_tf, out=self._f_re)
+        torch.mul(x_tf, self._f, out=o_tf)
+        return out
+
+
 class STFT:
     """STFT/ISTFT pair for one set of settings, device and dtype.
 
@@ -129,6 +167,7 @@ class STFT:
         self.n_freqs = self.n_fft // 2 + 1
         self._scale = self.n_fft ** -0.5 if self.normalized else 1.0
         self._env_cache: dict[int, torch.Tensor] = {}
+        self._proj_cache: dict[tuple, Projector] = {}
 
     # --- sizes -----------------------------------------------------------------------------
     def n_frames(self, length: int) -> int:
@@ -140,17 +179,21 @@ class STFT:
         ``(T - 1) * hop`` for centred frames, ``T * hop`` for HiFi-GAN framing."""
         return self.n_fft + self.hop * (n_frames - 1) - 2 * self.pad
 
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, L]`` with ``pad`` samples of ``pad_mode`` padding on each side."""
+        if not self.pad:
+            return x
+        p = self.pad
+        mode = self.pad_mode
+        if mode == "reflect" and x.shape[-1] <= p:
+            mode = "constant"  # reflect needs more samples than the pad; stay defined
+        return F.pad(x.unsqueeze(1), (p, p), mode=mode).squeeze(1)
+
     # --- analysis --------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Complex STFT ``[..., F, T]`` of real signals ``[..., L]``."""
         lead = x.shape[:-1]
-        x = x.reshape(-1, x.shape[-1])
-        if self.pad:
-            p = self.pad
-            mode = self.pad_mode
-            if mode == "reflect" and x.shape[-1] <= p:
-                mode = "constant"  # reflect needs more samples than the pad; stay defined
-            x = F.pad(x.unsqueeze(1), (p, p), mode=mode).squeeze(1)
+        x = self._pad(x.reshape(-1, x.shape[-1]))
         if x.shape[-1] < self.n_fft:
             raise ValueError(f"signal of {x.shape[-1]} samples is shorter than n_fft {self.n_fft}")
         frames = x.unfold(-1, self.n_fft, self.hop) * self.window  # [B, T, n_fft]
@@ -203,11 +246,200 @@ class STFT:
         return y.reshape(*lead, length)
 
     def project(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Projection onto consistent spectrograms, ``STFT(ISTFT(spec))``, same frame count."""
+        """Projection onto consistent spectrograms, ``STFT(ISTFT(spec))``, same frame count.
+        Returns a new tensor (see :meth:`projector` for writing into a buffer)."""
         n_frames = spec.shape[-1]
+        proj = self.projector(spec.shape, length)
+        if proj.fast:
+            return proj.project(spec)
         x = self.inverse(spec, length if length is not None else self.default_length(n_frames))
         return fit_frames(self.forward(x), n_frames)
+
+    # --- fast path: fixed-size workspaces for repeated ISTFT -> STFT --------------------------
+    def projector(self, shape, length: int | None = None) -> "Projector":
+        """A :class:`Projector` for spectrograms of ``shape`` ``[..., F, T]`` and signals of
+        ``length`` samples (default ``default_length(T)``): ``synth`` / ``analyze`` / ``project``
+        with preallocated buffers (cached here, a few sizes at a time)."""
+        shape = tuple(shape)
+        n_frames = int(shape[-1])
+        length = self.default_length(n_frames) if length is None else int(length)
+        key = (shape[:-2], n_frames, length)
+        proj = self._proj_cache.pop(key, None)
+        if proj is None:
+            proj = Projector(self, shape[:-2], n_frames, length)
+        self._proj_cache[key] = proj  # most recent last
+        while len(self._proj_cache) > 4:
+            self._proj_cache.pop(next(iter(self._proj_cache)))
+        return proj
+
+    def _fast_ok(self, n_frames: int, length: int) -> bool:
+        """Whether the in-place padded-signal path reproduces ``forward(inverse(.))`` exactly."""
+        if type(self).forward is not STFT.forward or type(self).inverse is not STFT.inverse:
+            return False  # a subclass (e.g. RaggedSTFT) defines its own operators
+        if self.n_fft % self.hop or self.n_frames(length) != n_frames:
+            return False
+        p, W = self.pad, self.n_fft + self.hop * (n_frames - 1)
+        if p == 0:
+            return length >= W
+        if self.pad_mode == "constant":
+            return 2 * p + 1 <= W
+        if self.pad_mode == "circular":
+            return p <= length and length + p <= W
+        return length > p and 2 * p + 1 <= W  # reflect, replicate
 
     def __repr__(self) -> str:
         return (f"STFT(n_fft={self.n_fft}, hop={self.hop}, win_length={self.win_length}, "
                 f"window={self.config.window!r}, center={self.center}, device={self.device}, dtype={self.dtype})")
+
+
+class Projector:
+    """``P_C = STFT o ISTFT`` for one spectrogram size, split at the signal in the middle.
+
+    ``synth(spec)`` is the least-squares ISTFT and ``analyze(sig)`` the STFT, so that
+    ``analyze(synth(spec)) == stft.project(spec, length)``; both are linear, so linear
+    combinations (momentum) can be taken on the signals, four times smaller than the
+    spectrograms. On the fast path (the common settings: ``hop`` divides ``n_fft``, the frame
+    count matches ``length``, the plain :class:`STFT`) a signal is the *padded* signal
+    ``[B, n_fft + hop (T - 1)]`` that the frames are cut from, and only the FFTs allocate (their
+    ``out=`` computes then copies, which is slower):
+
+    - ``synth``: ``irfft`` into a frame buffer, overlap-add of the windowed frames as
+      ``n_fft / hop`` shifted ``addcmul`` into the signal (window folded in), multiply by the
+      precomputed inverse window-square envelope, then the padding rewritten in place (the
+      samples past ``length`` are replaced, as ``F.pad`` of the cropped signal would);
+    - ``analyze``: zero-copy framing (``unfold``), one multiply by the window into the frame
+      buffer, ``rfft`` into the caller's spectrogram buffer (``out``) or a new one.
+
+    Elsewhere (other framings, subclasses such as :class:`~specinv_cli.ragged.RaggedSTFT`,
+    autograd) it falls back to ``stft.inverse`` / ``fit_frames(stft.forward(.))``.
+
+    Buffer ownership: the frame buffer is private scratch; signals and spectrograms returned are
+    new tensors, or the ``out`` the caller passed (and owns). A Projector is not thread-safe.
+    """
+
+    def __init__(self, stft: STFT, lead: tuple, n_frames: int, length: int):
+        self.stft, self.lead, self.n_frames, self.length = stft, tuple(lead), n_frames, length
+        self.batch = math.prod(self.lead)
+        self.fast = stft._fast_ok(n_frames, length)
+        self.width = stft.n_fft + stft.hop * (n_frames - 1)
+        self._frames: torch.Tensor | None = None
+        if self.fast:
+            self._env = stft._inverse_envelope(n_frames)
+            # normalized scaling cancels in analyze(synth(.)); keep it for each half alone
+            self._wsyn = (stft.window / stft._scale).contiguous()
+            self._wana = (stft.window * stft._scale).contiguous()
+
+    def _frame_buffer(self) -> torch.Tensor:
+        if self._frames is None:
+            s = self.stft
+            self._frames = torch.empty(self.batch, self.n_frames, s.n_fft, device=s.device, dtype=s.dtype)
+        return self._frames
+
+    def new_signal(self) -> torch.Tensor:
+        """An uninitialised signal buffer for ``synth(..., out=)``."""
+        s = self.stft
+        n = self.width if self.fast else self.length
+        return torch.empty(*self.lead, n, device=s.device, dtype=s.dtype)
+
+    def new_spec(self) -> torch.Tensor:
+        """An uninitialised spectrogram ``[..., F, T]`` laid out as ``analyze`` writes it."""
+        s = self.stft
+        buf = torch.empty(*self.lead, self.n_frames, s.n_freqs, device=s.device, dtype=s.dtype.to_complex())
+        return buf.transpose(-1, -2)
+
+    def signal(self, sig: torch.Tensor) -> torch.Tensor:
+        """The waveform ``[..., length]`` of a signal from ``synth`` (a view on the fast path)."""
+        if not self.fast:
+            return sig
+        p, L = self.stft.pad, self.length
+        y = sig[..., p:p + L]
+        return y if y.shape[-1] == L else F.pad(y, (0, L - y.shape[-1]))
+
+    def _use_fast(self, *tensors) -> bool:
+        return self.fast and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+    # --- the two halves ----------------------------------------------------------------------
+    def synth(self, spec: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """ISTFT of ``spec [..., F, T]`` as a signal (see the class docstring)."""
+        if not self._use_fast(spec):
+            y = self.stft.inverse(spec, self.length)
+            if self.fast:  # autograd: same layout, out of place
+                y = self.stft._pad(y.reshape(self.batch, -1))[:, :self.width].reshape(*self.lead, self.width)
+            return y if out is None else out.copy_(y)
+        s = self.stft
+        B, T, N, hop = self.batch, self.n_frames, s.n_fft, s.hop
+        r = N // hop
+        sig = self.new_signal() if out is None else out
+        y = sig.view(B, self.width)
+        spec_tf = spec.reshape(B, s.n_freqs, T).transpose(1, 2)  # [B, T, F]: a view when analyze made it
+        frames = torch.fft.irfft(spec_tf, n=N, dim=-1)  # (out= is slower: it computes, then copies)
+        blocks = frames.view(B, T, r, hop)
+        acc = y.view(B, T + r - 1, hop)
+        w = self._wsyn.view(r, hop)
+        torch.mul(blocks[:, :, 0], w[0], out=acc[:, :T])
+        acc[:, T:].zero_()
+        for k in range(1, r):  # n_fft / hop shifted adds: no loop over frames
+            acc[:, k:k + T].addcmul_(blocks[:, :, k], w[k])
+        y.mul_(self._env)
+        self._repad(y)
+        return sig
+
+    def _repad(self, y: torch.Tensor) -> None:
+        """Rewrite in place the padding of ``y [B, W]`` from its samples ``[p, p + length)``."""
+        s = self.stft
+        p, L, W = s.pad, self.length, self.width
+        if p == 0:
+            return
+        K = W - p - L  # samples of right padding inside the framed span (may be <= 0)
+        mode = s.pad_mode
+        if mode == "constant":
+            y[:, :p].zero_()
+            if K > 0:
+                y[:, p + L:].zero_()
+        elif mode == "reflect":
+            y[:, :p] = y[:, p + 1:2 * p + 1].flip(-1)
+            if K > 0:
+                y[:, p + L:] = y[:, p + L - 1 - K:p + L - 1].flip(-1)
+        elif mode == "replicate":
+            y[:, :p] = y[:, p:p + 1]
+            if K > 0:
+                y[:, p + L:] = y[:, p + L - 1:p + L]
+        else:  # circular
+            y[:, :p] = y[:, L:L + p]
+            if K > 0:
+                y[:, p + L:] = y[:, p:p + K]
+
+    def analyze(self, sig: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """STFT ``[..., F, T]`` of a signal from ``synth`` (or a linear combination of them).
+        ``out``: a spectrogram from ``new_spec`` / an earlier ``analyze`` to write into."""
+        s = self.stft
+        if not self._use_fast(sig):
+            if self.fast:  # autograd: same layout, out of place
+                frames = sig.reshape(self.batch, self.width).unfold(-1, s.n_fft, s.hop) * self._wana
+                spec = torch.fft.rfft(frames, dim=-1).transpose(1, 2).reshape(*self.lead, s.n_freqs, self.n_frames)
+            else:
+                spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
+            return spec if out is None else out.copy_(spec)
+        B, T, N = self.batch, self.n_frames, s.n_fft
+        frames = self._frame_buffer()
+        torch.mul(sig.reshape(B, self.width).unfold(-1, N, s.hop), self._wana, out=frames)
+        spec = torch.fft.rfft(frames, dim=-1).view(*self.lead, T, s.n_freqs).transpose(-1, -2)
+        return spec if out is None else out.copy_(spec)
+
+    def project(self, spec: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``analyze(synth(spec))`` = ``stft.project(spec, length)``."""
+        if not self.fast:
+            s = self.stft
+            if type(s).project is not STFT.project:
+                r = s.project(spec, self.length)
+            else:
+                r = fit_frames(s.forward(s.inverse(spec, self.length)), self.n_frames)
+            return r if out is None else out.copy_(r)
+        sig = self.synth(spec, out=None if torch.is_grad_enabled() and spec.requires_grad else self._scratch_signal())
+        return self.analyze(sig, out=out)
+
+    def _scratch_signal(self) -> torch.Tensor:
+        buf = getattr(self, "_sig", None)
+        if buf is None:
+            buf = self._sig = self.new_signal()
+        return buf

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, magnitude_projection
+from ..dsp import STFT, MagnitudeProjection
+from .agla import _lerp_into, _r, _sub_into
 from .base import Monitor
 
 __all__ = ["admm"]
@@ -58,14 +59,18 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         length = stft.default_length(mag.shape[-1])
     eps = torch.finfo(mag.dtype).tiny ** 0.5
     z = mag.to(stft.window.dtype.to_complex()) if init is None else init
-    u = torch.zeros_like(z)
-    x = magnitude_projection(mag, z, eps)
+    proj = stft.projector(mag.shape, length)
+    p_a = MagnitudeProjection(mag, eps)
+    u = proj.new_spec().zero_()
+    x = p_a(z)  # a new tensor: the caller's init is never written
+    w = rho / (1 + rho)
     for i in range(1, n_iter + 1):
-        v = z - u
-        x = magnitude_projection(mag, v, eps)
-        y = u.add_(x)  # y = x + u; u is rebuilt from y below
-        z = stft.project(y, length).add_(y, alpha=rho).div_(1 + rho)
-        u = y.sub_(z)  # u_n = u_{n-1} + x_n - z_n = y - z
-        if monitor.step(i, lambda: stft.project(x, length).abs()):
+        x = p_a(_sub_into(z, u, x), out=x)  # x_n = P_A(z - u), in x_{n-1}'s buffer
+        y = u
+        _r(y).add_(_r(x))  # y = x + u; u is rebuilt from y below
+        z = proj.project(y)  # a new tensor
+        _lerp_into(z, y, w, z)  # z = (P_C(y) + rho y) / (1 + rho)
+        u = _sub_into(y, z, y)  # u_n = u_{n-1} + x_n - z_n = y - z
+        if monitor.step(i, lambda: proj.project(x).abs()):
             break
     return stft.inverse(x, length)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, magnitude_projection
+from ..dsp import STFT, MagnitudeProjection, magnitude_projection
 from .base import Monitor
 
 __all__ = ["agla"]
@@ -69,13 +69,46 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     c = mag.to(stft.window.dtype.to_complex()) if init is None else init
     t = c
     d = c
+    proj = stft.projector(mag.shape, length)
+    p_a = MagnitudeProjection(mag, eps)
+    a = proj.new_spec()
+    owned = False  # c, t, d are the caller's init until the first iteration has replaced them
     for i in range(1, n_iter + 1):
-        g = stft.project(magnitude_projection(mag, c, eps), length)
-        t_new = g.mul_(gamma).add_(d, alpha=1 - gamma) if gamma != 1 else g
-        step = t_new - t
-        c = t_new + alpha * step
-        d = step.mul_(beta).add_(t_new)
+        g = proj.project(p_a(c, out=a))  # a new tensor: P_C(P_A(c_{n-1}))
+        # t_n = (1 - gamma) d + gamma g in place in g; then the step (in t_{n-1}'s buffer), c_n and
+        # d_n (each in its predecessor's buffer): one real pass each
+        t_new = g if gamma == 1 else _lerp_into(d, g, gamma, g)
+        step = _sub_into(t_new, t, t if owned else None)
+        c = _axpy_into(t_new, step, alpha, c if owned else None)
+        d = _axpy_into(t_new, step, beta, d if owned else None)
         t = t_new
-        if monitor.step(i, lambda: stft.project(magnitude_projection(mag, c, eps), length).abs()):
+        owned = True
+        if monitor.step(i, lambda: proj.project(p_a(c)).abs()):
             break
     return stft.inverse(magnitude_projection(mag, c, eps), length)
+
+
+# Elementwise updates on the real views of complex spectrograms (complex add/sub with alpha
+# are several times slower than the same real ops on the CPU); ``out`` may alias an input.
+def _r(z: torch.Tensor) -> torch.Tensor:
+    return torch.view_as_real(z.resolve_conj())
+
+
+def _lerp_into(d: torch.Tensor, g: torch.Tensor, gamma: float, out: torch.Tensor) -> torch.Tensor:
+    """``out = (1 - gamma) d + gamma g``."""
+    torch.lerp(_r(d), _r(g), gamma, out=_r(out))
+    return out
+
+
+def _sub_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``out = a - b`` (a new tensor shaped like ``a`` when ``out`` is None)."""
+    out = torch.empty_like(a) if out is None else out
+    torch.sub(_r(a), _r(b), out=_r(out))
+    return out
+
+
+def _axpy_into(x: torch.Tensor, y: torch.Tensor, k: float, out: torch.Tensor | None) -> torch.Tensor:
+    """``out = x + k y``."""
+    out = torch.empty_like(x) if out is None else out
+    torch.add(_r(x), _r(y), alpha=k, out=_r(out))
+    return out

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, magnitude_projection
+from ..dsp import STFT, MagnitudeProjection, magnitude_projection
+from .agla import _r
 from .base import Monitor
 
 __all__ = ["dm", "raar"]
@@ -77,18 +78,29 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
     n_dm = n_iter // 2 if dm_iters < 0 else min(dm_iters, n_iter)
     g = x
     if n_dm > 0:
-        c = stft.project(x, length)
+        proj = stft.projector(mag.shape, length)
+        p_a = MagnitudeProjection(mag, eps)
+        a = proj.new_spec()
+        c = proj.project(x)
+        owned = False  # x is the caller's init until the first update
         for i in range(1, n_dm + 1):
-            a = magnitude_projection(mag, x, eps)
-            g = stft.project(a, length)
+            p_a(x, out=a)
+            g = proj.project(a)  # a new tensor
             if beta == 1:
-                x = (x + 2 * g).sub_(c).sub_(a)
+                # x + 2g - c - a on the real views, in x's buffer once it is ours
+                if not owned:
+                    x_new = torch.empty_like(g)
+                    torch.add(_r(x), _r(g), alpha=2, out=_r(x_new))
+                    x, owned = x_new, True
+                else:
+                    _r(x).add_(_r(g), alpha=2)
+                _r(x).sub_(_r(c)).sub_(_r(a))
                 c = g
             else:
                 f_c = (1 - 1 / beta) * c + x / beta
                 p_c_f_a = (1 + 1 / beta) * g - c / beta
                 x = x + beta * (p_c_f_a - magnitude_projection(mag, f_c, eps))
-                c = stft.project(x, length)
+                c = proj.project(x)
             if monitor.step(i, g.abs):
                 return stft.inverse(magnitude_projection(mag, g, eps), length)
         if n_dm == n_iter:
@@ -129,13 +141,22 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     x = mag.to(stft.window.dtype.to_complex()) if init is None else init
     if n_iter == 0:
         return stft.inverse(magnitude_projection(mag, x, eps), length)
-    c = stft.project(x, length)
+    proj = stft.projector(mag.shape, length)
+    p_a = MagnitudeProjection(mag, eps)
+    c = proj.project(x)
     g = c
+    owned = False
     for i in range(1, n_iter + 1):
-        a = magnitude_projection(mag, x, eps)
-        g = stft.project(a, length)
-        # beta (x + 2g - c - a) + (1 - beta) a, built in place in x's new buffer
-        x = (x + 2 * g).sub_(c).mul_(beta).add_(a, alpha=1 - 2 * beta)
+        a = p_a(x)
+        g = proj.project(a)
+        # beta (x + 2g - c - a) + (1 - beta) a, on the real views, in x's buffer once it is ours
+        if not owned:
+            x_new = torch.empty_like(g)
+            torch.add(_r(x), _r(g), alpha=2, out=_r(x_new))
+            x, owned = x_new, True
+        else:
+            _r(x).add_(_r(g), alpha=2)
+        _r(x).sub_(_r(c)).mul_(beta).add_(_r(a), alpha=1 - 2 * beta)
         c = g
         if monitor.step(i, g.abs):
             break

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, magnitude_projection
+from ..dsp import STFT, MagnitudeProjection, magnitude_projection
 from .base import Monitor
 
 __all__ = ["gla", "fgla"]
@@ -51,16 +51,23 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         length = stft.default_length(n_frames)
     eps = torch.finfo(mag.dtype).tiny ** 0.5
     x = mag.to(stft.window.dtype.to_complex()) if init is None else init
-    c_prev = None
+    # P_C = STFT o ISTFT is linear, so the momentum is taken on the signals s_n = ISTFT(P_A(x_{n-1})):
+    # x_n = c_n + alpha (c_n - c_{n-1}) = STFT(s_n + alpha (s_n - s_{n-1})), a quarter of the
+    # work of the spectrogram update. Two signal buffers alternate (s_{n-1} becomes the momentum
+    # point, then receives s_{n+1}); x_n is a new tensor from the FFT, projected in place.
+    proj = stft.projector(mag.shape, length)
+    p_a = MagnitudeProjection(mag, eps)
+    s_new, s_prev = proj.new_signal(), proj.new_signal()
+    owned = False  # x is the caller's init until the first analysis
     for i in range(1, n_iter + 1):
-        # P_A then P_C: keep the phase, impose the target magnitude, re-analyse.
-        c = stft.project(magnitude_projection(mag, x, eps), length)
-        if alpha > 0 and c_prev is not None:
-            x = c + alpha * (c - c_prev)
+        s_new = proj.synth(p_a(x, out=x if owned else None), out=s_new)
+        if alpha > 0 and i > 1:
+            x = proj.analyze(s_prev.lerp_(s_new, 1 + alpha))  # s_new + alpha (s_new - s_prev)
         else:
-            x = c
-        c_prev = c
-        if monitor.step(i, c.abs):
+            x = proj.analyze(s_new)
+        owned = True
+        s_prev, s_new = s_new, s_prev
+        if monitor.step(i, lambda: proj.analyze(s_prev).abs()):  # c_i = STFT(s_i)
             break
     return stft.inverse(magnitude_projection(mag, x, eps), length)
 
