@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import math
+import weakref
 from typing import TYPE_CHECKING
 
 import torch
@@ -318,7 +319,10 @@ class Projector:
     """
 
     def __init__(self, stft: STFT, lead: tuple, n_frames: int, length: int):
-        self.stft, self.lead, self.n_frames, self.length = stft, tuple(lead), n_frames, length
+        # a weak reference: the STFT caches its projectors, and a cycle would keep their buffers
+        # (tens of MB per block of a long input) alive until the garbage collector happens by
+        self.stft = weakref.proxy(stft)
+        self.lead, self.n_frames, self.length = tuple(lead), n_frames, length
         self.batch = math.prod(self.lead)
         self.fast = stft._fast_ok(n_frames, length)
         self.width = stft.n_fft + stft.hop * (n_frames - 1)
@@ -430,7 +434,7 @@ class Projector:
         """``analyze(synth(spec))`` = ``stft.project(spec, length)``."""
         if not self.fast:
             s = self.stft
-            if type(s).project is not STFT.project:
+            if s.project.__func__ is not STFT.project:  # s is a weak proxy: ask the bound method
                 r = s.project(spec, self.length)
             else:
                 r = fit_frames(s.forward(s.inverse(spec, self.length)), self.n_frames)

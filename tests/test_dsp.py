@@ -199,3 +199,24 @@ def test_fgla_signal_momentum_equals_spectral_momentum(dtype):
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(got, ref, rtol=tol, atol=tol * ref.abs().max().item())
     torch.testing.assert_close(init, init_keep, rtol=0, atol=0)  # the caller's init is not written
+
+
+def test_projector_cache_is_not_a_reference_cycle():
+    """An STFT and its cached projectors are freed by reference counting: a cycle kept each
+    block's buffers of a long input alive until the garbage collector ran (RSS grew by GBs)."""
+    import gc
+    import weakref
+
+    from specinv_cli.config import STFTConfig
+    from specinv_cli.dsp import STFT
+
+    gc.disable()
+    try:
+        op = STFT(STFTConfig(n_fft=256, hop_length=64))
+        proj = op.projector((129, 40))
+        proj.project(torch.zeros(129, 40, dtype=torch.complex64))
+        ref = weakref.ref(proj)
+        del proj, op
+        assert ref() is None
+    finally:
+        gc.enable()
