@@ -84,26 +84,32 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--short", type=float, default=6)
     ap.add_argument("--seam-seconds", type=float, default=120)
+    ap.add_argument("--iters", type=int, default=100, help="iterations for the short and long runs")
+    ap.add_argument("--skip-seam", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     a = ap.parse_args()
     res = {"date": str(date.today()), "machine": f"{platform.machine()}, {os.cpu_count()} CPU threads"}
     with tempfile.TemporaryDirectory(prefix="specinv-long-") as tmp:
         tmp = Path(tmp)
         # seams: whole vs blocks on an excerpt where both fit
-        x = tiled(a.seam_seconds)
+        x = tiled(a.seam_seconds if not a.skip_seam else 1)
         write_magnitude(x, tmp / "seam.npy")
-        whole = run_cli(tmp / "seam.npy", tmp / "seam_whole.wav", "--block-frames", "0", "--subtype", "FLOAT",
-                        "--normalize", "none")
-        blocked = run_cli(tmp / "seam.npy", tmp / "seam_blocks.wav", "--subtype", "FLOAT", "--normalize", "none")
-        res["seam"] = {"seconds": a.seam_seconds, "whole": whole, "blocks": blocked,
-                       "sc_cost_db": round(blocked["sc"] - whole["sc"], 3)}
+        if a.skip_seam:
+            res["seam"] = json.loads((Path(a.out) / "long.json").read_text())["seam"]
+        else:
+            whole = run_cli(tmp / "seam.npy", tmp / "seam_whole.wav", "--block-frames", "0", "--subtype", "FLOAT",
+                            "--normalize", "none")
+            blocked = run_cli(tmp / "seam.npy", tmp / "seam_blocks.wav", "--subtype", "FLOAT", "--normalize", "none")
+            res["seam"] = {"seconds": a.seam_seconds, "whole": whole, "blocks": blocked,
+                           "sc_cost_db": round(blocked["sc"] - whole["sc"], 3)}
+            (Path(a.out) / "long.json").write_text(json.dumps({"seam": res["seam"]}, indent=1) + "\n")
         print(json.dumps(res["seam"]), flush=True)
         for key, minutes in (("short", a.short), ("long", a.minutes)):
             x = tiled(minutes * 60)
             frames = write_magnitude(x, tmp / f"{key}.npy")
             del x
-            r = run_cli(tmp / f"{key}.npy", tmp / f"{key}.wav")
-            r.update(minutes=minutes, frames=frames, npy_bytes=(tmp / f"{key}.npy").stat().st_size)
+            r = run_cli(tmp / f"{key}.npy", tmp / f"{key}.wav", "-n", str(a.iters))
+            r.update(iters=a.iters, minutes=minutes, frames=frames, npy_bytes=(tmp / f"{key}.npy").stat().st_size)
             res[key] = r
             print(key, json.dumps(r), flush=True)
             (tmp / f"{key}.wav").unlink()
@@ -115,7 +121,8 @@ def main() -> None:
     L, S, sm = res["long"], res["short"], res["seam"]
     md = [f"# Long inputs ({res['date']}, {res['machine']})", "",
           "Defaults: blocks of 2048 frames, overlap 128, two passes (the second shifted by half a block and "
-          "started from the stitched phase), dm from PGHI, 100 iterations per block in pass 1 and 50 in pass 2.", "",
+          "started from the stitched phase), dm from PGHI; N iterations per block in pass 1 and N/2 in pass 2 "
+          f"(N = {L['iters']} for the timed runs below, 100 for the seam comparison).", "",
           "| input | frames | .npy | peak RSS | wall | SC (whole output) |", "|---|---|---|---|---|---|",
           f"| {S['minutes']:g} min | {S['frames']} | {S['npy_bytes'] / 2**20:.0f} MiB | {S['peak_rss_gib']} GiB | "
           f"{S['wall_s']} s | {S['sc']} dB |",

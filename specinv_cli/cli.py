@@ -20,6 +20,9 @@ from ._version import __version__
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+#: Cross-file batch on CUDA; the CPU default is 1 (benchmarks/results/batch.md: 200 pieces of
+#: 1-3 s take 23.3 s with --batch-size 16 and 12.3 s with 1 on 2 CPU threads).
+DEFAULT_CUDA_BATCH = 16
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -107,7 +110,7 @@ def cli():
 @click.option("-r", "--recursive", is_flag=True, help="Folders given as inputs are searched in subfolders too (outputs mirror them under -O).")
 @click.option("--from-list", "from_list", metavar="FILE", help="Also invert the paths listed in FILE, one per line ('-' = stdin; '#' comments).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs already exist (resume an interrupted run).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True, help="Items inverted together (padded to the longest, trimmed after); GLA-family methods only, others go one by one.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items inverted together (padded to the longest, trimmed after); GLA-family methods only, others go one by one [CUDA: 16; CPU: 1, where padding and the general operator cost more than batching saves].")
 @click.option("--shard", metavar="I/N", help="Process shard I of N (round-robin over the inputs) [from RANK/WORLD_SIZE or SLURM_* when set].")
 @click.option("--block-frames", "block", type=click.IntRange(min=0), default=2048, show_default=True, help="Inputs longer than this many frames are inverted in overlapping blocks, cross-faded (0 = never).")
 @click.option("--block-overlap", "overlap", type=click.IntRange(min=0), default=128, show_default=True, help="Frames shared by neighbouring blocks.")
@@ -223,12 +226,16 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     _install_signal_handlers()
     from .pipeline import Pipeline, Settings
 
+    if batch_size is None:
+        batch_size = DEFAULT_CUDA_BATCH if dev.type == "cuda" else 1
+
     pipe = Pipeline(Settings(
         cfg=base_cfg, method=method, opts=opts, n_iter=n_iter, init=init, seed=seed, tol=tol, input_kind=input_kind,
         key=key, length=length, subtype=subtype, normalize=normalize or "auto", device=dev, precision=precision,
         eval_every=eval_every, refine=refine, nnls_iters=nnls_iters, limit=limit, output=output,
         output_dir=output_dir, example=example, debug=debug, batch_size=batch_size, skip_existing=skip_existing,
-        block=block, overlap=overlap, history=history_file is not None), rep)
+        block=block, overlap=overlap, block_batch=4 if dev.type == "cuda" else 1,
+        history=history_file is not None), rep)
     counts = {"ok": 0, "error": 0, "skipped": 0}
     failed_inputs = set()
     t_start = time.perf_counter()

@@ -59,7 +59,7 @@ class Settings:
     skip_existing: bool = False
     block: int = 0
     overlap: int = 0
-    block_batch: int = 2
+    block_batch: int = 1
     history: bool = False
 
 
