@@ -24,6 +24,12 @@ def _inputs(folder):
     return names
 
 
+def _foreground():
+    # A job started with '&' by a non-interactive shell (CI scripts) inherits SIGINT ignored, and
+    # Python then never turns it into KeyboardInterrupt: give the child Ctrl-C's usual disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     names = _inputs(tmp_path)
@@ -31,7 +37,7 @@ def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "specinv_cli", "invert", *[tmp_path / n for n in names],
                              "-m", "fgla", "-n", "2000", "--init", "random", "-q", "--batch-size", "1", "-O", out],
                             cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_foreground)
     try:
         deadline = time.monotonic() + 120
         while not (out / "in0.wav").exists():  # the first output is written: the run is under way
