@@ -35,6 +35,17 @@ from ..dsp import STFT, MagnitudeProjection, magnitude_projection
 from .agla import _r
 from .base import Monitor
 
+
+def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
+    """``x + 2 g``: in ``x``'s buffer when it is ours, else in a new one (the caller's ``init``
+    is never written)."""
+    if not owned:
+        out = torch.empty_like(g)
+        torch.add(_r(x), _r(g), alpha=2, out=_r(out))
+        return out
+    _r(x).add_(_r(g), alpha=2)
+    return x
+
 __all__ = ["dm", "raar"]
 
 
@@ -88,12 +99,7 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
             g = proj.project(a)  # a new tensor
             if beta == 1:
                 # x + 2g - c - a on the real views, in x's buffer once it is ours
-                if not owned:
-                    x_new = torch.empty_like(g)
-                    torch.add(_r(x), _r(g), alpha=2, out=_r(x_new))
-                    x, owned = x_new, True
-                else:
-                    _r(x).add_(_r(g), alpha=2)
+                x, owned = _plus_twice(x, g, owned), True
                 _r(x).sub_(_r(c)).sub_(_r(a))
                 c = g
             else:
@@ -150,12 +156,7 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         a = p_a(x)
         g = proj.project(a)
         # beta (x + 2g - c - a) + (1 - beta) a, on the real views, in x's buffer once it is ours
-        if not owned:
-            x_new = torch.empty_like(g)
-            torch.add(_r(x), _r(g), alpha=2, out=_r(x_new))
-            x, owned = x_new, True
-        else:
-            _r(x).add_(_r(g), alpha=2)
+        x, owned = _plus_twice(x, g, owned), True
         _r(x).sub_(_r(c)).mul_(beta).add_(_r(a), alpha=1 - 2 * beta)
         c = g
         if monitor.step(i, g.abs):
