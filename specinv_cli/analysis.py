@@ -24,7 +24,6 @@ True
 from __future__ import annotations
 
 import math
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,15 +122,9 @@ def load_audio(path, sample_rate: int | None = None, channel: int | None = None)
     import soundfile as sf
 
     name = str(path)
-    p = Path(path)
-    if not p.exists():
-        raise InputError(name, "no such file")
-    if p.is_dir():
-        raise InputError(name, "is a directory, not an audio file")
-    if not os.access(p, os.R_OK):
-        raise InputError(name, "permission denied (file is not readable)")
-    if p.stat().st_size == 0:
-        raise InputError(name, "file is empty (0 bytes)")
+    from .io import _check_readable
+
+    _check_readable(Path(path), name, "an audio file")
     try:
         data, sr = sf.read(name, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:

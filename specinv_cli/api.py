@@ -27,11 +27,18 @@ from .dsp import STFT, fit_frames
 from .metrics import compute
 from .spectrogram import InputError, Target, interpret
 
-__all__ = ["invert", "InversionResult", "resolve_device", "DeviceError", "spectrogram_of", "estimate_memory",
+__all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "DeviceError", "spectrogram_of", "estimate_memory",
            "available_memory"]
 
 #: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
 DEFAULT_REFINE = 50
+
+def default_refine(config: STFTConfig, method: str) -> int:
+    """``refine`` when not given: :data:`DEFAULT_REFINE` L-BFGS steps for a mel cascade (an
+    iterative method other than ``lbfgs`` on mel settings), else 0."""
+    m = get_method(method)
+    return DEFAULT_REFINE if config.is_mel and m.iterative and m.name != "lbfgs" else 0
+
 
 PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
 
@@ -260,7 +267,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         mag = mag.to(device=dev, dtype=real)
         domain_target = mag
     if refine is None:
-        refine = DEFAULT_REFINE if cfg.is_mel and m.iterative and m.name != "lbfgs" else 0
+        refine = default_refine(cfg, m.name)
     if refine < 0 or (m.iterative and refine > n_iter):
         raise ValueError(f"refine must be between 0 and the iterations ({n_iter}), got {refine}")
     n_phase = n_iter - refine if m.iterative else 0

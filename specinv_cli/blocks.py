@@ -19,6 +19,7 @@ Shapes: ``mag [F, T]`` -> ``audio [L]`` (one item; batches go item by item).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -94,7 +95,7 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
     gets one :class:`Progress` per finished block (iteration = blocks done).
     """
     from .algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
-    from .api import invert
+    from .api import default_refine, invert
     from .dsp import STFT
 
     import time
@@ -106,8 +107,8 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
     stft = STFT(config)
     out = np.zeros(stft.default_length(n_frames), dtype=np.float32)
     m = get_method(method or (DEFAULT_MEL_METHOD if config.is_mel else DEFAULT_METHOD))
-    ragged = m.ragged and not kwargs.get("refine") and kwargs.get("tol", 0) == 0 and not (
-        config.is_mel and kwargs.get("refine") is None and m.name != "lbfgs" and m.iterative)
+    refine = default_refine(config, m.name) if kwargs.get("refine") is None else kwargs["refine"]
+    ragged = m.ragged and not refine and kwargs.get("tol", 0) == 0
     t0 = time.perf_counter()
     state = {"blocks": 0}
     total_blocks = len(spans) * (2 if len(spans) > 1 else 1)
@@ -152,33 +153,32 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
         spans2 = block_starts(n_frames + shift, block, overlap)
         spans2 = [(max(0, s - shift), e - shift) for s, e in spans2 if e - shift > 0]
         frames_of = _framer(stft)
-        prev = out.copy() if _NEEDS_COPY else out
         n2 = kwargs.get("n_iter", 100) // 2 if second_pass is None else second_pass
-        res = run(spans2, lambda s, e: _unit(frames_of(prev, s, e)), out, n_iter=n2)
+        # later blocks take their start from ``out`` as pass 2 rewrites it: where a block overlaps
+        # one already done, it starts from pass 2's audio, which is only a better start
+        res = run(spans2, lambda s, e: _unit(frames_of(out, s, e)), out, n_iter=n2)
     seconds = time.perf_counter() - t0
     metrics = streaming_metrics(out, mag, config, domain=res.domain)
     return LongResult(out, metrics, m.name, iterations, seconds, res.device, res.domain, total_blocks)
 
 
-_NEEDS_COPY = False
-
-
 def _trim_heap() -> None:
-    """Give freed heap memory back to the OS between blocks (glibc keeps it otherwise, and the
-    mix of block-sized buffers fragments it: +25% peak RSS on an hour-long input)."""
-    global _LIBC
-    if _LIBC is None:
-        try:
-            import ctypes
-
-            _LIBC = ctypes.CDLL("libc.so.6").malloc_trim
-        except (OSError, AttributeError):
-            _LIBC = False
-    if _LIBC:
-        _LIBC(0)
+    """Give freed heap memory back to the OS between blocks: glibc keeps it otherwise, and the
+    block-sized buffers fragment it (hour-long input: 1.97 GiB peak RSS without, 1.85 with)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
-_LIBC = None
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim``, or None elsewhere."""
+    try:
+        import ctypes
+
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
 
 
 def _unit(spec: torch.Tensor) -> torch.Tensor:

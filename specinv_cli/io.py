@@ -50,11 +50,11 @@ def _describe_os_error(e: OSError) -> str:
     return e.strerror or str(e)
 
 
-def _check_readable(path: Path, name: str) -> None:
+def _check_readable(path: Path, name: str, what: str = "a spectrogram file") -> None:
     if not path.exists():
         raise InputError(name, "no such file")
     if path.is_dir():
-        raise InputError(name, "is a directory, not a spectrogram file")
+        raise InputError(name, f"is a directory, not {what}")
     if not os.access(path, os.R_OK):
         raise InputError(name, "permission denied (file is not readable)")
     if path.stat().st_size == 0:

@@ -227,9 +227,9 @@ class Pipeline:
     def _batchable(self, job: _Job) -> bool:
         s = self.s
         m = get_method(job.method)
-        refine = s.refine
-        if refine is None:  # invert's default: L-BFGS refinement for a mel cascade
-            refine = 50 if job.cfg.is_mel and m.iterative and m.name != "lbfgs" else 0
+        from .api import default_refine
+
+        refine = default_refine(job.cfg, m.name) if s.refine is None else s.refine
         return (s.batch_size > 1 and m.ragged and not refine and s.length is None and s.tol == 0
                 and job.dests != ["-"] and not self._is_long(job))
 
@@ -293,8 +293,7 @@ class Pipeline:
         for b, (job, i) in enumerate(items):
             audio = res.audio[b, : res.lengths[b]].numpy()
             metrics = {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}
-            hist = [{"iteration": h["iteration"], **{k: _pick(v, b) for k, v in h.items() if k != "iteration"}}
-                    for h in res.history]
+            hist = _item_history(res.history, b)
             try:
                 yield self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items))
             except Failure as e:
@@ -311,8 +310,7 @@ class Pipeline:
         audio = res.audio.reshape(job.n_items, -1).numpy()
         flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
         for i in range(job.n_items):
-            hist = [{"iteration": h["iteration"], **{k: _pick(v, i) for k, v in h.items() if k != "iteration"}}
-                    for h in res.history]
+            hist = _item_history(res.history, i)
             try:
                 yield self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
                                   res.seconds / job.n_items, hist)
@@ -431,6 +429,12 @@ class Pipeline:
 
 def _ignore(progress) -> None:
     pass
+
+
+def _item_history(history, i):
+    """Item ``i``'s metrics at each evaluation of a batch's history."""
+    return [{"iteration": h["iteration"], **{k: _pick(v, i) for k, v in h.items() if k != "iteration"}}
+            for h in history]
 
 
 def _pick(v, i):

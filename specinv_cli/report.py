@@ -121,12 +121,13 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
         it.notes.append("target: the reference's spectrogram")
     if target is not None:
         it.domain = "mel" if target.mel_features else "linear"
+    loaded = {}  # method -> (audio, rate), read once for the metrics and the images
     for m in methods:
         path = it.outputs.get(m)
         if path is None:
             continue
         try:
-            audio, sr = load_audio(path)
+            audio, sr = loaded[m] = load_audio(path)
             if target is not None:
                 ev = evaluate(audio, sr, target, tcfg, reference=ref_audio, reference_rate=cfg.sample_rate,
                               perceptual=perceptual, source=str(path))
@@ -135,11 +136,10 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
         except InputError as e:
             it.notes.append(f"{m}: {e}")
     if images:
-        it.images = _images(it, target, tcfg, methods)
+        it.images = _images(it, target, tcfg, methods, loaded)
 
 
-def _images(it, target, cfg, methods):
-    from .analysis import load_audio
+def _images(it, target, cfg, methods, loaded):
     from .plot import _estimate, display_spectrogram, spectrogram_thumbnail
 
     out = {}
@@ -150,11 +150,10 @@ def _images(it, target, cfg, methods):
         out[label] = spectrogram_thumbnail(ref, cfg, domain, power, peak=peak, title=label)
         n_frames = ref.shape[-1]
     for m in methods:
-        path = it.outputs.get(m)
-        if path is None:
+        if m not in loaded:  # missing or unreadable (noted with the metrics)
             continue
+        audio, sr = loaded[m]
         try:
-            audio, sr = load_audio(path)
             if target is not None:
                 est = _estimate(audio, sr, cfg, n_frames, domain)
                 out[m] = spectrogram_thumbnail(est, cfg, domain, power, peak=peak, title=m)
