@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from ._version import __version__
+from .options import settings_options
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -77,26 +78,8 @@ def cli():
 @click.option("--init", type=click.Choice(INITS), default=DEFAULT_INIT, show_default=True, help="Initial phase (a complex input's phase overrides it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initial phase.")
 @click.option("--tol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop when the spectral loss changes by less than this fraction between evaluations (0 = run all iterations).")
-@click.option("--config", "config_name", metavar="NAME|FILE.toml", help="STFT preset from configs/ (see 'specinv configs') or a TOML file.")
-@click.option("--n-fft", type=click.IntRange(min=2), help="FFT size (default: inferred from the number of bins).")
-@click.option("--hop-length", type=click.IntRange(min=1), help="Hop between frames in samples [256].")
-@click.option("--win-length", type=click.IntRange(min=1), help="Window length [n_fft].")
-@click.option("--window", help="Window: hann, hamming, blackman, bartlett, rectangular, gaussian [hann].")
-@click.option("--center/--no-center", default=None, help="Frames centred on t*hop (signal padded by n_fft/2) [center].")
-@click.option("--pad-mode", type=click.Choice(["reflect", "constant", "replicate", "circular"]), help="Padding for centred frames [reflect].")
-@click.option("--sr", "sample_rate", type=click.IntRange(min=1), help="Sample rate of the output in Hz [22050].")
+@settings_options
 @click.option("--input-kind", type=click.Choice(["magnitude", "power", "db", "log", "complex"]), default="magnitude", show_default=True, help="What the input holds: |X|, |X|^2, 20log10|X|, ln|X|, or complex X (also real [..., F, T, 2]).")
-@click.option("--layout", type=click.Choice(["ft", "tf"]), default=None, help="Axis order of the last two dims: ft = [..., F, T], tf = [..., T, F] [the preset's, else ft].")
-@click.option("--n-mels", type=click.IntRange(min=1), help="Mel bands: inputs with this many bins are mel spectrograms [preset's].")
-@click.option("--fmin", type=click.FloatRange(min=0), help="Lowest mel frequency in Hz [0].")
-@click.option("--fmax", type=click.FloatRange(min=0, min_open=True), help="Highest mel frequency in Hz [sr/2].")
-@click.option("--mel-scale", type=click.Choice(["slaney", "htk"]), help="Mel scale [slaney].")
-@click.option("--mel-norm", type=click.Choice(["slaney", "none"]), help="Mel filter normalisation [slaney].")
-@click.option("--mel-power", type=click.FloatRange(min=0, min_open=True), help="Mel of |X|**p: 1 magnitude, 2 power [1].")
-@click.option("--compression", type=click.Choice(["none", "ln", "log10", "db", "log1p"]), help="Log compression of the mel features [preset's, else none].")
-@click.option("--clamp", type=click.FloatRange(min=0, min_open=True), help="Floor applied before the log (e.g. 1e-5 for ln(clamp(x, 1e-5))).")
-@click.option("--normalization", type=click.Choice(["none", "meanvar", "symmetric"]), help="Normalisation after compression [preset's, else none].")
-@click.option("--stats", type=click.Path(dir_okay=False), help="Mean/std stats (.npz; ESPnet feats_stats.npz) for meanvar normalisation.")
 @click.option("--refine", type=click.IntRange(min=0), default=None, help="L-BFGS iterations on the waveform against the input (the mel for mel input), taken from --iters [mel input: 50; linear: 0].")
 @click.option("--nnls-iters", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of the mel -> linear non-negative least squares.")
 @click.option("--key", help="Array name in a .npz, or key in a .pt dict.")

@@ -14,39 +14,10 @@ from pathlib import Path
 
 import click
 
+from .options import SETTING_DESTS, SETTINGS, settings_options
+
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-#: STFT/mel flags shared with ``invert`` (same names, same meaning): (flag, dest, click kwargs).
-_SETTINGS = [
-    ("--config", "config_name", dict(metavar="NAME|FILE.toml", help="STFT/mel preset (see 'specinv configs') or a TOML file [default].")),
-    ("--n-fft", "n_fft", dict(type=click.IntRange(min=2), help="FFT size [preset's: 1024].")),
-    ("--hop-length", "hop_length", dict(type=click.IntRange(min=1), help="Hop between frames in samples [256].")),
-    ("--win-length", "win_length", dict(type=click.IntRange(min=1), help="Window length [n_fft].")),
-    ("--window", "window", dict(help="Window: hann, hamming, blackman, bartlett, rectangular, gaussian [hann].")),
-    ("--center/--no-center", "center", dict(default=None, help="Frames centred on t*hop [center].")),
-    ("--pad-mode", "pad_mode", dict(type=click.Choice(["reflect", "constant", "replicate", "circular"]), help="Padding for centred frames [reflect].")),
-    ("--sr", "sample_rate", dict(type=click.IntRange(min=1), help="Sample rate in Hz [preset's: 22050].")),
-    ("--layout", "layout", dict(type=click.Choice(["ft", "tf"]), help="Axis order [..., F, T] or [..., T, F] [preset's, else ft].")),
-    ("--n-mels", "n_mels", dict(type=click.IntRange(min=1), help="Mel bands [preset's].")),
-    ("--fmin", "fmin", dict(type=click.FloatRange(min=0), help="Lowest mel frequency in Hz [0].")),
-    ("--fmax", "fmax", dict(type=click.FloatRange(min=0, min_open=True), help="Highest mel frequency in Hz [sr/2].")),
-    ("--mel-scale", "mel_scale", dict(type=click.Choice(["slaney", "htk"]), help="Mel scale [slaney].")),
-    ("--mel-norm", "mel_norm", dict(type=click.Choice(["slaney", "none"]), help="Mel filter normalisation [slaney].")),
-    ("--mel-power", "mel_power", dict(type=click.FloatRange(min=0, min_open=True), help="Mel of |X|**p [1].")),
-    ("--compression", "compression", dict(type=click.Choice(["none", "ln", "log10", "db", "log1p"]), help="Log compression of mel features [preset's].")),
-    ("--clamp", "clamp", dict(type=click.FloatRange(min=0, min_open=True), help="Floor before the log [preset's].")),
-    ("--normalization", "normalization", dict(type=click.Choice(["none", "meanvar", "symmetric"]), help="Normalisation after compression [preset's].")),
-    ("--stats", "stats", dict(type=click.Path(dir_okay=False), help="Mean/std stats (.npz) for meanvar normalisation.")),
-]
-_SETTING_DESTS = [d for _, d, _ in _SETTINGS if d != "config_name"]
-
-
-def _settings_options(f):
-    for flag, dest, kw in reversed(_SETTINGS):
-        f = click.option(flag, dest, **kw)(f)
-    return f
-
 
 def _read_options(f):
     f = click.option("--key", help="Array name in a .npz, or key in a .pt dict.")(f)
@@ -96,7 +67,7 @@ def _config(run: _Run, config_name, flags: dict):
     from .cli import _build_config
 
     try:
-        return _build_config(config_name, {k: flags.get(k) for k in _SETTING_DESTS})
+        return _build_config(config_name, {k: flags.get(k) for k in SETTING_DESTS})
     except ValueError as e:
         run.usage(str(e))
 
@@ -141,7 +112,7 @@ def _fmt(v, digits=2):
 @click.command(context_settings=CONTEXT, short_help="Make spectrograms from audio, as 'invert' reads them.")
 @click.argument("inputs", nargs=-1, type=click.Path())
 @click.option("-O", "--output-dir", required=True, type=click.Path(file_okay=False), help="Folder for the spectrograms (<stem>.npy or .pt); created if missing.")
-@_settings_options
+@settings_options
 @click.option("--mel/--linear", "mel", default=None, help="Mel features (encoded as the preset says: compression, normalisation) or a linear spectrogram [mel with a mel preset or --n-mels, else linear].")
 @click.option("--kind", type=click.Choice(["magnitude", "power", "db", "log"]), default="magnitude", show_default=True, help="Linear spectrograms: |X|, |X|^2, 20log10|X| or ln|X| (read back with 'invert --input-kind KIND').")
 @click.option("--format", "fmt", type=click.Choice(["npy", "pt"]), default="npy", show_default=True, help="File format: numpy .npy or a torch tensor .pt.")
@@ -236,7 +207,7 @@ def _invert_flags(config_name, flags, kind, use_mel, cfg) -> str:
     parts = []
     if config_name:
         parts += ["--config", config_name]
-    for flag, dest, _ in _SETTINGS:
+    for flag, dest, _ in SETTINGS:
         v = flags.get(dest)
         if v is None or dest == "config_name":
             continue
@@ -259,7 +230,7 @@ def _invert_flags(config_name, flags, kind, use_mel, cfg) -> str:
 @click.option("-r", "--reference", type=click.Path(), help="The original recording (or a folder, matched by name): adds LSD, and PESQ/STOI when 'pesq'/'pystoi' are installed.")
 @click.option("--item", type=click.IntRange(min=0), help="Item of a batched target to compare with [from the output name <stem>_NNN].")
 @_read_options
-@_settings_options
+@settings_options
 @click.option("--scale-invariant", is_flag=True, help="SC/SER after the least-squares gain between output and target (reported as 'gain'); default: as written.")
 @click.option("--no-perceptual", is_flag=True, help="Skip PESQ and STOI even when installed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per output on stdout, then a summary line (median, mean).")
@@ -399,7 +370,7 @@ def _eval_table(rows, summ):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initial phase.")
 @click.option("--item", type=click.IntRange(min=0), help="Item of a batched SPEC [0 when it holds one].")
 @_read_options
-@_settings_options
+@settings_options
 @click.option("--top-db", type=click.FloatRange(min=1), default=80.0, show_default=True, help="Dynamic range of the spectrogram panels in dB.")
 @click.option("--title", help="Title of the figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object describing the figure on stdout.")
@@ -530,7 +501,7 @@ def _label_curves(curves):
 @click.option("--no-images", is_flag=True, help="No spectrogram images (no matplotlib needed).")
 @click.option("--no-perceptual", is_flag=True, help="Skip PESQ and STOI even when installed.")
 @_read_options
-@_settings_options
+@settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print the per-method summary as JSON on stdout.")
 @_common
 def report(run_dir, output, targets, references, methods, link, title, no_images, no_perceptual, key, input_kind,
