@@ -137,10 +137,13 @@ def per_iteration(method: str, mag, stft, init=None, *, n_iter: int = 30, length
 def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) -> dict[str, float]:
     """Seconds per step of one FGLA iteration on the fast path (each step timed alone, minimum
     of ``repeat``), with ``total`` (their sum), ``iteration`` (a measured FGLA iteration) and
-    ``fft_floor`` for the same sizes. The steps: magnitude projection (``P_A``), ``irfft``,
-    windowed overlap-add, inverse-envelope multiply, padding rewrite, momentum on the signal
-    (``lerp``), framing and window (``unfold`` + multiply), ``rfft``, and the rest (Python and
-    tensor bookkeeping: the measured iteration minus the sum of the steps)."""
+    ``fft_floor`` for the same sizes. On the fused CPU path (numba): ``rfft`` of the frames read
+    in place, window and magnitude projection in one kernel, ``irfft``, and one kernel for the
+    overlap-add, envelope, padding and momentum. On the torch path: magnitude projection
+    (``P_A``), ``irfft``, windowed overlap-add, inverse-envelope multiply, padding rewrite,
+    momentum on the signal (``lerp``), framing and window (``unfold`` + multiply), ``rfft``.
+    Then the rest (Python, thread hand-offs, bookkeeping: the measured iteration minus the sum
+    of the steps)."""
     import torch
 
     from .dsp import MagnitudeProjection
@@ -154,8 +157,28 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
     s1, s2 = proj.new_signal(), proj.new_signal()
     s1 = proj.synth(x, out=s1)
     s2.copy_(s1)
-    steps: dict[str, Callable[[], Any]] = {"magnitude projection P_A": lambda: p_a(x, out=x)}
-    if proj.fast:
+    steps: dict[str, Callable[[], Any]] = {}
+    if proj._use_jit():  # the fused CPU path: four calls per iteration (see Projector.gla_step)
+        from .dsp import _kernels, _rows
+
+        J, nchunk = _kernels()
+        N = stft.n_fft
+        X = proj._spectrum(s1)
+        frames = torch.fft.irfft(X, n=N, dim=-1)
+        y = s1.view(proj.batch, proj.width)
+        if proj._taps is not None:
+            steps["rfft of the frames, read in place from the signal"] = lambda: proj._spectrum(s1)
+            steps["window (taps along frequency) + magnitude projection, one kernel"] = (
+                lambda: J.window_conv_project(_rows(X), p_a._m_np, proj._taps, N, p_a._eps2, nchunk))
+        else:
+            steps["framing and window + rfft"] = lambda: proj._spectrum(s1)
+            steps["magnitude projection, one kernel"] = lambda: J.project(_rows(X), p_a._m_np, p_a._eps2)
+        steps["irfft"] = lambda: torch.fft.irfft(X, n=N, dim=-1)
+        steps["overlap-add + envelope + padding + momentum, one kernel"] = (
+            lambda: proj._overlap_add(frames, y, s2, 0.99))
+    else:
+        steps["magnitude projection P_A"] = lambda: p_a(x, out=x)
+    if proj.fast and not proj._use_jit():
         B, T, N, hop = proj.batch, proj.n_frames, stft.n_fft, stft.hop
         r = N // hop
         spec_tf = x.reshape(B, stft.n_freqs, T).transpose(1, 2)
@@ -181,7 +204,7 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
             "framing and window": lambda: torch.mul(y.unfold(-1, N, hop), proj._wana, out=fbuf),
             "rfft": lambda: torch.fft.rfft(fbuf, dim=-1),
         })
-    else:
+    elif not proj.fast:
         steps.update({"synth (ISTFT)": lambda: proj.synth(x, out=s1),
                       "momentum on the signal (lerp)": lambda: s2.lerp_(s1, 1.99),
                       "analyze (STFT)": lambda: proj.analyze(s1)})
@@ -199,6 +222,7 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
     out["fft_floor"] = fft_floor(mag.shape[-1], stft.n_fft, batch=proj.batch, dtype=stft.dtype,
                                  device=stft.device, repeat=repeat)
     out["fast_path"] = bool(proj.fast)
+    out["fused_kernels"] = bool(proj._use_jit())
     return out
 
 

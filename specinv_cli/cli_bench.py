@@ -38,7 +38,7 @@ def _table(report: dict) -> list:
         t2.add_column("x FFT floor", justify="right")
         floor = bd["fft_floor"]
         for k, v in bd.items():
-            if k in ("fft_floor", "fast_path"):
+            if k in ("fft_floor", "fast_path", "fused_kernels"):
                 continue
             t2.add_row(k, f"{v:.3f}", f"{v / floor:.2f}")
         tables.append(t2)

@@ -25,9 +25,12 @@ True
 from __future__ import annotations
 
 import math
+import os
+import threading
 import weakref
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,7 +39,82 @@ from .config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
 if TYPE_CHECKING:  # pragma: no cover
     from .config import STFTConfig
 
-__all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection", "fit_frames"]
+__all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection",
+           "fit_frames", "set_jit", "jit_enabled", "cosine_taps"]
+
+_JIT: list = []  # [module or None] once resolved
+
+
+def set_jit(enabled: bool | None) -> None:
+    """Turn the numba kernels of :mod:`specinv_cli.jit` on (``True``: when numba imports), off
+    (``False``), or back to the default (``None``: on unless ``SPECINV_JIT=0``)."""
+    _JIT.clear()
+    if enabled is not None:
+        _JIT.append(_load_jit() if enabled else None)
+
+
+def _load_jit():
+    try:
+        from . import jit
+    except Exception:  # numba missing or broken: the torch path does everything
+        return None
+    return jit
+
+
+def _jit():
+    """The kernels module, or ``None`` when they are off (see :func:`set_jit`)."""
+    if not _JIT:
+        off = os.environ.get("SPECINV_JIT", "1").strip().lower() in ("0", "false", "no", "off")
+        _JIT.append(None if off else _load_jit())
+    return _JIT[0]
+
+
+def jit_enabled() -> bool:
+    """Whether the CPU fast path runs the fused numba kernels."""
+    return _jit() is not None
+
+
+_THREADS: dict[int, int] = {}
+
+
+def _kernels():
+    """The kernels with numba's thread count set to torch's (per calling thread)."""
+    J = _jit()
+    n = torch.get_num_threads()
+    tid = threading.get_ident()
+    if _THREADS.get(tid) != n:
+        J.set_threads(n)
+        _THREADS[tid] = n
+    return J, 4 * n
+
+
+def cosine_taps(window: torch.Tensor, max_taps: int = 3):
+    """Frequency-domain taps of a cosine-sum window, or ``None``.
+
+    For ``w[n] = sum_k a_k cos(2 pi k n / N)`` (Hann, Hamming, Blackman, rectangular; periodic,
+    the full ``n_fft``), ``rfft(w * x)[j] = sum_k taps[|k|] rfft(x)[j - k]`` with
+    ``taps = DFT(w)[:K + 1] / N``; returned as float64 numpy when ``DFT(w)`` is real and vanishes
+    past ``max_taps - 1`` bins.
+    """
+    w = window.detach().to("cpu", torch.float64)
+    n = w.shape[-1]
+    d = torch.fft.rfft(w) / n
+    scale = float(d.abs().max())
+    if scale == 0 or float(d.imag.abs().max()) > 1e-9 * scale:
+        return None
+    big = (d.real.abs() > 1e-9 * scale).nonzero().flatten()
+    K = int(big.max())
+    if K >= max_taps or 2 * K >= n:
+        return None
+    return d.real[:K + 1].numpy().copy()
+
+
+_PAD_CODES = {"constant": 1, "reflect": 2, "replicate": 3, "circular": 4}  # jit.overlap_add's mode
+
+
+def _rows(z: torch.Tensor):
+    """Numpy view ``[rows, 2 F]`` of a contiguous complex ``[..., F]`` CPU tensor."""
+    return torch.view_as_real(z).reshape(-1, 2 * z.shape[-1]).numpy()
 
 def get_window(name: str, win_length: int, n_fft: int | None = None, *,
                device=None, dtype=torch.float32) -> torch.Tensor:
@@ -117,6 +195,10 @@ class MagnitudeProjection:
         self._q = torch.empty_like(self._mag_tf)
         self._f = torch.zeros(self._mag_tf.shape, dtype=mag.dtype.to_complex(), device=mag.device)
         self._f_re = torch.view_as_real(self._f)[..., 0]
+        # for the numba kernel: [rows, F] on the CPU, eps^2 in the data's precision
+        cpu = mag.device.type == "cpu" and mag.dtype in (torch.float32, torch.float64)
+        self._m_np = self._mag_tf.detach().reshape(-1, mag.shape[-2]).numpy() if cpu else None
+        self._eps2 = (np.float32 if mag.dtype == torch.float32 else np.float64)(self.eps * self.eps)
 
     def __call__(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         x_tf = x.transpose(-1, -2)
@@ -127,6 +209,13 @@ class MagnitudeProjection:
                 or not o_tf.is_contiguous() or x.dtype != self._f.dtype
                 or (torch.is_grad_enabled() and x.requires_grad)):
             return out.copy_(magnitude_projection(self.mag, x, self.eps))
+        if self._m_np is not None and _jit() is not None and not x.is_conj():
+            J, _ = _kernels()
+            if out.data_ptr() == x.data_ptr():
+                J.project(_rows(x_tf), self._m_np, self._eps2)
+            else:
+                J.project_into(_rows(x_tf), self._m_np, _rows(o_tf), self._eps2)
+            return out
         xr = torch.view_as_real(x_tf)
         re, im = xr[..., 0], xr[..., 1]
         q = self._q
@@ -332,6 +421,15 @@ class Projector:
             # normalized scaling cancels in analyze(synth(.)); keep it for each half alone
             self._wsyn = (stft.window / stft._scale).contiguous()
             self._wana = (stft.window * stft._scale).contiguous()
+        # the numba kernels (CPU, float32/64); with a cosine-sum window the analysis window is
+        # applied as taps along frequency and the FFT reads the frames straight from the signal
+        self._jit_ok = self.fast and stft.device.type == "cpu" and stft.dtype in (torch.float32, torch.float64)
+        if self._jit_ok:
+            npdt = np.float32 if stft.dtype == torch.float32 else np.float64
+            taps = cosine_taps(get_window(stft.config.window, stft.win_length, stft.n_fft, dtype=torch.float64))
+            self._taps = None if taps is None else (taps * stft._scale).astype(npdt)
+            self._wsyn_np, self._env_np = self._wsyn.numpy(), self._env.numpy()
+            self._mode = 0 if stft.pad == 0 else _PAD_CODES[stft.pad_mode]
 
     def _frame_buffer(self) -> torch.Tensor:
         if self._frames is None:
@@ -377,6 +475,9 @@ class Projector:
         y = sig.view(B, self.width)
         spec_tf = spec.reshape(B, s.n_freqs, T).transpose(1, 2)  # [B, T, F]: a view when analyze made it
         frames = torch.fft.irfft(spec_tf, n=N, dim=-1)  # (out= is slower: it computes, then copies)
+        if self._use_jit():
+            self._overlap_add(frames, y)
+            return sig
         blocks = frames.view(B, T, r, hop)
         acc = y.view(B, T + r - 1, hop)
         w = self._wsyn.view(r, hop)
@@ -424,11 +525,62 @@ class Projector:
             else:
                 spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
             return spec if out is None else out.copy_(spec)
-        B, T, N = self.batch, self.n_frames, s.n_fft
-        frames = self._frame_buffer()
-        torch.mul(sig.reshape(B, self.width).unfold(-1, N, s.hop), self._wana, out=frames)
-        spec = torch.fft.rfft(frames, dim=-1).view(*self.lead, T, s.n_freqs).transpose(-1, -2)
+        B, T = self.batch, self.n_frames
+        spec = self._spectrum(sig)
+        if self._use_jit() and self._taps is not None:
+            J, nchunk = _kernels()
+            J.window_conv(_rows(spec), self._taps, s.n_fft, nchunk)
+        spec = spec.view(*self.lead, T, s.n_freqs).transpose(-1, -2)
         return spec if out is None else out.copy_(spec)
+
+    def _spectrum(self, sig: torch.Tensor) -> torch.Tensor:
+        """``rfft`` of the frames of ``sig`` as ``[B, T, F]``; windowed, except on the numba path
+        with a cosine-sum window, where the FFT reads the overlapping frames in place and the
+        window is left to the caller (as taps along frequency)."""
+        s = self.stft
+        frames = sig.reshape(self.batch, self.width).unfold(-1, s.n_fft, s.hop)
+        if not (self._use_jit() and self._taps is not None):
+            frames = torch.mul(frames, self._wana, out=self._frame_buffer())
+        return torch.fft.rfft(frames, dim=-1)
+
+    def _use_jit(self) -> bool:
+        return self._jit_ok and _jit() is not None
+
+    def _overlap_add(self, frames: torch.Tensor, y: torch.Tensor, prev: torch.Tensor | None = None,
+                     alpha: float = 0.0) -> None:
+        """Numba path of ``synth`` after the ``irfft``: ``y [B, W]`` from ``frames [B, T, n_fft]``;
+        with ``prev``, also ``prev <- y + alpha (y - prev)``."""
+        s = self.stft
+        J, nchunk = _kernels()
+        yn = y.numpy()
+        J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, yn if prev is None else prev.view(y.shape).numpy(),
+                      s.hop, float(alpha), prev is not None, s.pad, self.length, self._mode, nchunk)
+
+    def gla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", out: torch.Tensor,
+                 prev: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:
+        """One Griffin–Lim step on signals: ``out <- synth(P_A(analyze(sig)))``; with ``prev``, then
+        ``prev <- out + alpha (out - prev)`` (FGLA's momentum point, in place). ``out`` must not
+        be ``prev``; it may be ``sig``. On the numba path this is four passes: ``rfft`` of the
+        frames read in place, window and projection in one kernel, ``irfft``, and one kernel for
+        the overlap-add, envelope, padding and momentum."""
+        if (self._use_jit() and p_a._m_np is not None
+                and tuple(p_a.mag.shape) == (*self.lead, self.stft.n_freqs, self.n_frames)
+                and not (torch.is_grad_enabled() and sig.requires_grad)):
+            s = self.stft
+            J, nchunk = _kernels()
+            X = self._spectrum(sig)
+            if self._taps is not None:
+                J.window_conv_project(_rows(X), p_a._m_np, self._taps, s.n_fft, p_a._eps2, nchunk)
+            else:
+                J.project(_rows(X), p_a._m_np, p_a._eps2)
+            frames = torch.fft.irfft(X, n=s.n_fft, dim=-1)
+            self._overlap_add(frames, out.view(self.batch, self.width), prev, alpha)
+            return out
+        x = self.analyze(sig)
+        self.synth(p_a(x, out=x), out=out)
+        if prev is not None:
+            prev.lerp_(out, 1 + alpha)
+        return out
 
     def project(self, spec: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """``analyze(synth(spec))`` = ``stft.project(spec, length)``."""

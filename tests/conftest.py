@@ -78,3 +78,19 @@ def one_thread(corpus):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(params=["jit", "torch"])
+def kernels(request):
+    """Runs a test on both CPU paths: the fused numba kernels and plain torch."""
+    from specinv_cli import dsp
+
+    if request.param == "jit":
+        dsp.set_jit(True)
+        if not dsp.jit_enabled():
+            dsp.set_jit(None)
+            pytest.skip("numba does not import here")
+    else:
+        dsp.set_jit(False)
+    yield request.param
+    dsp.set_jit(None)

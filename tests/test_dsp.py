@@ -93,12 +93,18 @@ FAST_CASES = CASES + [
     dict(n_fft=512, hop_length=128, pad_mode="replicate"),
     dict(n_fft=512, hop_length=128, pad_mode="circular"),
     dict(n_fft=1024, hop_length=256, center=False, pad=384),
+    # the numba path applies cosine-sum windows as taps along frequency (1 tap: Hann, Hamming;
+    # 2: Blackman; 0: rectangular) and the others in time
+    dict(n_fft=512, hop_length=128, window="blackman"),
+    dict(n_fft=256, hop_length=64, window="rectangular", pad_mode="constant"),
+    dict(n_fft=512, hop_length=128, window="gaussian"),
+    dict(n_fft=512, hop_length=128, window="bartlett", normalized=True),
 ]
 
 
 @pytest.mark.parametrize("kw", FAST_CASES)
 @pytest.mark.parametrize("length", [5000, 5120, 4999])
-def test_projector_equals_forward_of_inverse(kw, length):
+def test_projector_equals_forward_of_inverse(kw, length, kernels):
     from specinv_cli.dsp import fit_frames
 
     op = STFT(STFTConfig(**kw), dtype=torch.float64)
@@ -127,7 +133,7 @@ def test_overlap_add_fast_path_matches_torch_istft():
     torch.testing.assert_close(proj.signal(proj.synth(X)), ref, rtol=1e-9, atol=1e-9)
 
 
-def test_projector_results_do_not_alias_its_buffers():
+def test_projector_results_do_not_alias_its_buffers(kernels):
     """Outputs are new tensors (or the caller's out): a later call never overwrites an earlier result."""
     op = STFT(STFTConfig(n_fft=512, hop_length=128))
     g = torch.Generator().manual_seed(7)
@@ -153,7 +159,7 @@ def test_projector_results_do_not_alias_its_buffers():
     torch.testing.assert_close(a, a_keep, rtol=0, atol=0)  # inputs are never written
 
 
-def test_magnitude_projection_buffered_matches_reference():
+def test_magnitude_projection_buffered_matches_reference(kernels):
     from specinv_cli.dsp import MagnitudeProjection, magnitude_projection
 
     g = torch.Generator().manual_seed(8)
@@ -178,7 +184,7 @@ def test_magnitude_projection_buffered_matches_reference():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fgla_signal_momentum_equals_spectral_momentum(dtype):
+def test_fgla_signal_momentum_equals_spectral_momentum(dtype, kernels):
     """FGLA's momentum taken on the signals gives the spectral-domain sequence of the paper."""
     from specinv_cli.algorithms.gla import fgla
     from specinv_cli.dsp import magnitude_projection

@@ -51,25 +51,27 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         length = stft.default_length(n_frames)
     eps = torch.finfo(mag.dtype).tiny ** 0.5
     x = mag.to(stft.window.dtype.to_complex()) if init is None else init
-    # P_C = STFT o ISTFT is linear, so the momentum is taken on the signals s_n = ISTFT(P_A(x_{n-1})):
-    # x_n = c_n + alpha (c_n - c_{n-1}) = STFT(s_n + alpha (s_n - s_{n-1})), a quarter of the
-    # work of the spectrogram update. Two signal buffers alternate (s_{n-1} becomes the momentum
-    # point, then receives s_{n+1}); x_n is a new tensor from the FFT, projected in place.
+    if n_iter <= 0:
+        return stft.inverse(magnitude_projection(mag, x, eps), length)
+    # P_C = STFT o ISTFT is linear, so the momentum is taken on the signals s_n = ISTFT(P_A(c_{n-1})):
+    # t_n = c_n + alpha (c_n - c_{n-1}) = STFT(z_n), z_n = s_n + alpha (s_n - s_{n-1}), a quarter of
+    # the work of the spectrogram update. Iteration n is then one step on signals,
+    # s_n = ISTFT(P_A(STFT(z_{n-1}))) (Projector.gla_step, fused on the CPU), that also writes z_n
+    # over s_{n-1}. Two buffers alternate: s_n goes into the one that does not hold s_{n-1}.
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
-    s_new, s_prev = proj.new_signal(), proj.new_signal()
-    owned = False  # x is the caller's init until the first analysis
-    for i in range(1, n_iter + 1):
-        s_new = proj.synth(p_a(x, out=x if owned else None), out=s_new)
-        if alpha > 0 and i > 1:
-            x = proj.analyze(s_prev.lerp_(s_new, 1 + alpha))  # s_new + alpha (s_new - s_prev)
-        else:
-            x = proj.analyze(s_new)
-        owned = True
-        s_prev, s_new = s_new, s_prev
-        if monitor.step(i, lambda: proj.analyze(s_prev).abs()):  # c_i = STFT(s_i)
-            break
-    return stft.inverse(magnitude_projection(mag, x, eps), length)
+    s, other = proj.new_signal(), proj.new_signal()
+    proj.synth(p_a(x), out=s)  # s_1 (the init is the caller's: projected into a new tensor)
+    z = s
+    i = 1
+    while not monitor.step(i, lambda: proj.analyze(s).abs()) and i < n_iter:  # c_i = STFT(s_i)
+        i += 1
+        momentum = alpha > 0
+        proj.gla_step(z, p_a, out=other, prev=s if momentum else None, alpha=alpha)
+        z = s if momentum else other  # z_i, written over s_{i-1}
+        s, other = other, s
+    out = proj.gla_step(z, p_a, out=other)  # ISTFT(P_A(STFT(z_n)))
+    return proj.signal(out).contiguous()
 
 
 def gla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,

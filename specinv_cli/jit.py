@@ -1,0 +1,228 @@
+"""Fused CPU kernels (numba) for the hot loop of the iterative methods.
+
+An iteration of Griffin–Lim is two FFTs and a few elementwise passes over spectrogram-sized
+arrays. In torch each elementwise step is its own pass through memory (the magnitude projection
+alone is five), so on the CPU the passes cost more than the FFTs. These kernels do each group of
+steps in one pass, parallel over frames:
+
+- :func:`project` / :func:`project_into`: ``mag * c / max(|c|, eps)`` on interleaved complex data;
+- :func:`window_conv` / :func:`window_conv_project`: the analysis window applied in the
+  frequency domain. For a cosine-sum window (Hann, Hamming, Blackman, rectangular) with
+  ``win_length == n_fft``, ``rfft(w * frame)`` is a 3- or 5-tap convolution of ``rfft(frame)``
+  along frequency (``taps[k] = DFT(w)[k] / n_fft``), so the FFT can read the frames straight out
+  of the signal (overlapping strides, no framed copy) and the window costs nothing extra once
+  folded into the projection;
+- :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
+  rewrite and (for FGLA) the momentum step on the signal, in one pass.
+
+Everything here works on numpy views of torch CPU tensors (``float32`` or ``float64``; complex
+data as ``[rows, 2 F]`` interleaved real/imaginary). :mod:`specinv_cli.dsp` decides when these
+apply and keeps a plain torch path for everything else (CUDA, autograd, other framings).
+Compiled code is cached on disk (numba ``cache=True``), so only the first run pays the compile
+(a few seconds). ``SPECINV_JIT=0`` turns the kernels off.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+__all__ = ["project", "project_into", "window_conv", "window_conv_project", "overlap_add", "set_threads"]
+
+_OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
+
+
+def _njit(fn):
+    try:
+        return numba.njit(cache=True, **_OPTS)(fn)
+    except RuntimeError:  # no writable cache directory: compile in every process
+        return numba.njit(cache=False, **_OPTS)(fn)
+
+
+def set_threads(n: int) -> None:
+    """Run the kernels on ``n`` threads (capped at numba's pool size)."""
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+
+
+@_njit
+def project(x, m, eps2):
+    """In place: ``x[r] <- m[r] * x[r] / max(|x[r]|, sqrt(eps2))``; ``x [R, 2F]``, ``m [R, F]``."""
+    R, F = m.shape
+    for r in prange(R):
+        xr = x[r]
+        mr = m[r]
+        for f in range(F):
+            a = xr[2 * f]
+            b = xr[2 * f + 1]
+            s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
+            xr[2 * f] = a * s
+            xr[2 * f + 1] = b * s
+
+
+@_njit
+def project_into(x, m, out, eps2):
+    """:func:`project` written into ``out`` (``x`` unchanged)."""
+    R, F = m.shape
+    for r in prange(R):
+        xr = x[r]
+        mr = m[r]
+        o = out[r]
+        for f in range(F):
+            a = xr[2 * f]
+            b = xr[2 * f + 1]
+            s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
+            o[2 * f] = a * s
+            o[2 * f + 1] = b * s
+
+
+@numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
+def _extend(xr, t, K, F, n_fft):
+    """Row ``xr`` (``F`` complex bins) into ``t`` with ``K`` bins of Hermitian extension per side
+    (``X[-k] = conj X[k]``, ``X[n_fft - k] = conj X[k]``)."""
+    t[2 * K:2 * K + 2 * F] = xr
+    for k in range(1, K + 1):
+        t[2 * (K - k)] = xr[2 * k]
+        t[2 * (K - k) + 1] = -xr[2 * k + 1]
+        i = n_fft - (F - 1 + k)
+        t[2 * (K + F - 1 + k)] = xr[2 * i]
+        t[2 * (K + F - 1 + k) + 1] = -xr[2 * i + 1]
+
+
+@_njit
+def window_conv(x, taps, n_fft, nchunk):
+    """In place: each row of raw spectra ``x [R, 2F]`` convolved along frequency with the
+    symmetric ``taps`` (``taps[0]`` centre, ``taps[k]`` at +-k; at most 3): the spectrum of the
+    windowed frame."""
+    R = x.shape[0]
+    F = x.shape[1] // 2
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            _extend(xr, t, K, F, n_fft)
+            a0 = taps[0]
+            if K == 0:
+                for j in range(2 * F):
+                    xr[j] = a0 * t[j]
+            elif K == 1:  # loops over the taps unrolled, so that the loop over bins vectorises
+                a1 = taps[1]
+                for j in range(2 * F):
+                    xr[j] = a0 * t[j + 2] + a1 * (t[j] + t[j + 4])
+            else:
+                a1 = taps[1]
+                a2 = taps[2]
+                for j in range(2 * F):
+                    xr[j] = a0 * t[j + 4] + a1 * (t[j + 2] + t[j + 6]) + a2 * (t[j] + t[j + 8])
+
+
+@_njit
+def window_conv_project(x, m, taps, n_fft, eps2, nchunk):
+    """In place: :func:`window_conv` then :func:`project` onto ``m`` in one pass."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            mr = m[r]
+            _extend(xr, t, K, F, n_fft)
+            a0 = taps[0]
+            # one loop per tap count (Hann and Hamming have one, Blackman two): a loop with
+            # branches or an inner loop over taps does not vectorise
+            if K == 0:
+                for j in range(F):
+                    a = a0 * t[2 * j]
+                    b = a0 * t[2 * j + 1]
+                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
+                    xr[2 * j] = a * s
+                    xr[2 * j + 1] = b * s
+            elif K == 1:
+                a1 = taps[1]
+                for j in range(F):
+                    a = a0 * t[2 * j + 2] + a1 * (t[2 * j] + t[2 * j + 4])
+                    b = a0 * t[2 * j + 3] + a1 * (t[2 * j + 1] + t[2 * j + 5])
+                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
+                    xr[2 * j] = a * s
+                    xr[2 * j + 1] = b * s
+            else:
+                a1 = taps[1]
+                a2 = taps[2]
+                for j in range(F):
+                    a = a0 * t[2 * j + 4] + a1 * (t[2 * j + 2] + t[2 * j + 6]) + a2 * (t[2 * j] + t[2 * j + 8])
+                    b = a0 * t[2 * j + 5] + a1 * (t[2 * j + 3] + t[2 * j + 7]) + a2 * (t[2 * j + 1] + t[2 * j + 9])
+                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
+                    xr[2 * j] = a * s
+                    xr[2 * j + 1] = b * s
+
+
+@numba.njit(fastmath=True, error_model="numpy", boundscheck=False)
+def _repad(y, p, L, mode):
+    """Padding of ``y [W]`` rewritten from its samples ``[p, p + L)`` (as ``Projector._repad``)."""
+    W = y.shape[0]
+    K = W - p - L
+    if p == 0 or mode == 0:
+        return
+    for i in range(p):
+        if mode == 1:
+            y[i] = 0.0
+        elif mode == 2:
+            y[i] = y[2 * p - i]
+        elif mode == 3:
+            y[i] = y[p]
+        else:
+            y[i] = y[L + i]
+    for i in range(max(K, 0)):
+        j = p + L + i
+        if mode == 1:
+            y[j] = 0.0
+        elif mode == 2:
+            y[j] = y[p + L - 2 - i]
+        elif mode == 3:
+            y[j] = y[p + L - 1]
+        else:
+            y[j] = y[p + i]
+
+
+@_njit
+def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, length, mode, nchunk):
+    """``out [B, W] <- env * sum_t w * frames[:, t]`` at ``hop`` spacing (``W = n_fft + hop (T - 1)``,
+    ``hop`` divides ``n_fft``), its padding rewritten (``pad`` samples each side of ``length``,
+    ``mode`` 0 none, 1 constant, 2 reflect, 3 replicate, 4 circular); with ``lerp``, then ``prev <- out + alpha (out - prev)``
+    (FGLA's momentum point), whose padding is rewritten too."""
+    B, T, N = frames.shape
+    r = N // hop
+    nblk = T + r - 1
+    total = B * nblk
+    step = (total + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        acc = np.empty(hop, dtype=frames.dtype)
+        for idx in range(c * step, min(total, (c + 1) * step)):
+            b = idx // nblk
+            blk = idx - b * nblk
+            base = blk * hop
+            acc[:] = 0.0
+            for k in range(r):
+                t = blk - k
+                if t >= 0 and t < T:
+                    row = frames[b, t, k * hop:(k + 1) * hop]
+                    wk = w[k * hop:(k + 1) * hop]
+                    for j in range(hop):
+                        acc[j] += wk[j] * row[j]
+            e = env[base:base + hop]
+            o = out[b, base:base + hop]
+            if lerp:
+                q = prev[b, base:base + hop]
+                for j in range(hop):
+                    y = acc[j] * e[j]
+                    o[j] = y
+                    q[j] = y + alpha * (y - q[j])
+            else:
+                for j in range(hop):
+                    o[j] = acc[j] * e[j]
+    for b in range(B):
+        _repad(out[b], pad, length, mode)
+        if lerp:
+            _repad(prev[b], pad, length, mode)

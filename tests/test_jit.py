@@ -1,0 +1,135 @@
+"""The fused numba kernels (specinv_cli/jit.py) against the plain torch path they replace."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from specinv_cli import dsp
+from specinv_cli.config import STFTConfig
+from specinv_cli.dsp import STFT, MagnitudeProjection, cosine_taps, get_window
+
+pytestmark = pytest.mark.skipif(dsp._load_jit() is None, reason="numba does not import here")
+
+
+@pytest.fixture(autouse=True)
+def _restore():
+    yield
+    dsp.set_jit(None)
+
+
+@pytest.mark.parametrize("name, taps", [("hann", [0.5, -0.25]), ("hamming", [0.54, -0.23]),
+                                        ("blackman", [0.42, -0.25, 0.04]), ("rectangular", [1.0])])
+def test_cosine_taps_of_cosine_sum_windows(name, taps):
+    got = cosine_taps(get_window(name, 512, dtype=torch.float64))
+    np.testing.assert_allclose(got, taps, atol=1e-12)
+
+
+@pytest.mark.parametrize("name, win_length", [("gaussian", 512), ("bartlett", 512), ("hann", 400)])
+def test_cosine_taps_refuses_other_windows(name, win_length):
+    assert cosine_taps(get_window(name, win_length, 512, dtype=torch.float64)) is None
+
+
+@pytest.mark.parametrize("n_fft", [512, 511])
+@pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "rectangular"])
+def test_window_conv_is_the_windowed_fft(name, n_fft):
+    """Taps along frequency (with the Hermitian extension at both ends) give rfft(w * frame)."""
+    from specinv_cli import jit
+
+    w = get_window(name, n_fft, dtype=torch.float64)
+    frames = torch.randn(37, n_fft, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    X = torch.fft.rfft(frames, dim=-1)
+    jit.window_conv(dsp._rows(X), cosine_taps(w), n_fft, 4)
+    torch.testing.assert_close(X, torch.fft.rfft(frames * w, dim=-1), rtol=1e-12, atol=1e-10)
+
+
+def test_the_reference_stft_takes_the_fused_path():
+    op = STFT(STFTConfig(n_fft=1024, hop_length=256))
+    proj = op.projector((513, 100))
+    assert proj._use_jit() and proj._taps is not None
+    dsp.set_jit(False)
+    assert not proj._use_jit()
+    assert not STFT(STFTConfig(n_fft=1024, hop_length=256), device="meta").projector((513, 100))._use_jit()
+
+
+@pytest.mark.parametrize("kw", [dict(n_fft=512, hop_length=128),
+                                dict(n_fft=512, hop_length=128, pad_mode="constant", window="hamming"),
+                                dict(n_fft=512, hop_length=128, pad_mode="replicate", window="blackman"),
+                                dict(n_fft=512, hop_length=128, pad_mode="circular", window="gaussian"),
+                                dict(n_fft=512, hop_length=128, center=False, pad=192, normalized=True),
+                                dict(n_fft=512, hop_length=256, win_length=400)])
+@pytest.mark.parametrize("length", [6000, 5888])
+def test_gla_step_equals_the_torch_path(kw, length):
+    """One fused step (rfft of frames read in place, window + projection, irfft, overlap-add +
+    envelope + padding + momentum) is the torch step, in double precision to rounding."""
+    op = STFT(STFTConfig(**kw), dtype=torch.float64)
+    g = torch.Generator().manual_seed(3)
+    T = op.n_frames(length)
+    mag = torch.rand(2, op.n_freqs, T, dtype=torch.float64, generator=g)
+    p_a = MagnitudeProjection(mag, 1e-150)
+    proj = op.projector(mag.shape, length)
+    assert proj.fast
+    spec = torch.randn(2, op.n_freqs, T, dtype=torch.complex128, generator=g)
+    results = {}
+    for on in (True, False):
+        dsp.set_jit(on)
+        assert proj._use_jit() == on
+        sig = proj.synth(spec)
+        prev = proj.synth(spec * 0.5)
+        out = proj.new_signal()
+        proj.gla_step(sig, p_a, out=out, prev=prev, alpha=0.9)
+        same = proj.gla_step(sig.clone(), p_a, out=sig)  # out may be the input
+        results[on] = (out, prev, same)
+    for a, b in zip(results[True], results[False]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    out, prev, _ = results[True]
+    # and the waveform is ISTFT(P_A(STFT(x))) of the input's waveform
+    x = proj.signal(proj.synth(spec))
+    ref = op.inverse(dsp.magnitude_projection(mag, op.forward(x), 1e-150), length)
+    torch.testing.assert_close(proj.signal(out), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_fgla_on_a_recording_matches_the_torch_path(corpus):
+    """Float32 FGLA trajectories differ by rounding only: same SC after 40 iterations."""
+    from conftest import GUITAR, excerpt_magnitude
+
+    from specinv_cli.algorithms.base import random_phase
+    from specinv_cli.algorithms.gla import fgla
+    from specinv_cli.metrics import sc
+
+    mag = excerpt_magnitude(GUITAR)
+    op = STFT(STFTConfig(n_fft=1024, hop_length=256))
+    init = mag * random_phase(mag.shape, torch.Generator().manual_seed(0))
+    got = {}
+    for on in (True, False):
+        dsp.set_jit(on)
+        y = fgla(mag, op, n_iter=40, init=init)
+        got[on] = float(sc(op.forward(y).abs(), mag))
+    assert got[True] < -20
+    assert abs(got[True] - got[False]) < 0.1, got
+
+
+def test_kernel_threads_follow_torch():
+    import numba
+
+    saved = torch.get_num_threads()
+    op = STFT(STFTConfig(n_fft=256, hop_length=64))
+    proj = op.projector((129, 20))
+    spec = torch.randn(129, 20, dtype=torch.complex64)
+    try:
+        torch.set_num_threads(1)
+        proj.synth(spec)
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)
+    proj.synth(spec)
+    assert numba.get_num_threads() == min(saved, numba.config.NUMBA_NUM_THREADS)
+
+
+def test_specinv_jit_0_turns_the_kernels_off():
+    code = "from specinv_cli import dsp; print(dsp.jit_enabled())"
+    env = {**os.environ, "SPECINV_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
