@@ -168,11 +168,11 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
         y = s1.view(proj.batch, proj.width)
         if proj._taps is not None:
             steps["rfft of the frames, read in place from the signal"] = lambda: proj._spectrum(s1)
-            steps["window (taps along frequency) + magnitude projection, one kernel"] = (
-                lambda: J.window_conv_project(_rows(X), p_a._m_np, proj._taps, N, p_a._eps2, nchunk))
+            label = "window (taps along frequency) + magnitude projection, one kernel"
         else:
             steps["framing and window + rfft"] = lambda: proj._spectrum(s1)
-            steps["magnitude projection, one kernel"] = lambda: J.project(_rows(X), p_a._m_np, p_a._eps2)
+            label = "magnitude projection, one kernel"
+        steps[label] = lambda: J.window_conv_project(_rows(X), p_a._m_np, proj._ktaps, N, p_a._eps2, nchunk)
         steps["irfft"] = lambda: torch.fft.irfft(X, n=N, dim=-1)
         steps["overlap-add + envelope + padding + momentum, one kernel"] = (
             lambda: proj._overlap_add(frames, y, s2, 0.99))

@@ -49,6 +49,7 @@ def set_jit(enabled: bool | None) -> None:
     """Turn the numba kernels of :mod:`specinv_cli.jit` on (``True``: when numba imports), off
     (``False``), or back to the default (``None``: on unless ``SPECINV_JIT=0``)."""
     _JIT.clear()
+    _READY.clear()
     if enabled is not None:
         _JIT.append(_load_jit() if enabled else None)
 
@@ -72,6 +73,46 @@ def _jit():
 def jit_enabled() -> bool:
     """Whether the CPU fast path runs the fused numba kernels."""
     return _jit() is not None
+
+
+_READY: dict = {}
+
+
+def _jit_ready(dtype: torch.dtype) -> bool:
+    """Whether the kernels are on and run for ``dtype``: the first call per dtype runs each
+    kernel on a few samples (compiling it, or loading it from numba's cache); if that fails, the
+    kernels are turned off with a warning and the torch path takes over."""
+    if _jit() is None:
+        return False
+    ok = _READY.get(dtype)
+    if ok is None:
+        try:
+            _smoke_test(_JIT[0], np.float32 if dtype == torch.float32 else np.float64)
+            ok = True
+        except Exception as e:  # a numba that imports but cannot compile here
+            import warnings
+
+            warnings.warn(f"specinv: the numba kernels failed ({type(e).__name__}: {e}); "
+                          "using the torch path (set SPECINV_JIT=0 to skip them)", RuntimeWarning)
+            set_jit(False)
+            ok = False
+        _READY[dtype] = ok
+    return ok
+
+
+def _smoke_test(J, dt) -> None:
+    x = np.ones((3, 10), dt)
+    m = np.ones((3, 5), dt)
+    eps2 = dt(1e-30)
+    J.project(x, m, eps2)
+    J.project_into(x, m, x.copy(), eps2)
+    J.window_conv(x, np.array([0.5, -0.25], dt), 8, 2)
+    J.window_conv_project(x, m, np.array([0.5, -0.25], dt), 8, eps2, 2)
+    fr = np.ones((1, 3, 8), dt)
+    y = np.ones((1, 16), dt)
+    J.overlap_add(fr, np.ones(8, dt), np.ones(16, dt), y, y.copy(), 4, 0.5, True, 4, 8, 2, 2)
+    if not np.isfinite(y).all():
+        raise FloatingPointError("non-finite result")
 
 
 _THREADS: dict[int, int] = {}
@@ -209,7 +250,7 @@ class MagnitudeProjection:
                 or not o_tf.is_contiguous() or x.dtype != self._f.dtype
                 or (torch.is_grad_enabled() and x.requires_grad)):
             return out.copy_(magnitude_projection(self.mag, x, self.eps))
-        if self._m_np is not None and _jit() is not None and not x.is_conj():
+        if self._m_np is not None and _jit_ready(x.dtype.to_real()) and not x.is_conj():
             J, _ = _kernels()
             if out.data_ptr() == x.data_ptr():
                 J.project(_rows(x_tf), self._m_np, self._eps2)
@@ -428,6 +469,8 @@ class Projector:
             npdt = np.float32 if stft.dtype == torch.float32 else np.float64
             taps = cosine_taps(get_window(stft.config.window, stft.win_length, stft.n_fft, dtype=torch.float64))
             self._taps = None if taps is None else (taps * stft._scale).astype(npdt)
+            # taps that turn _spectrum's output into the STFT (identity when it windowed in time)
+            self._ktaps = self._taps if taps is not None else np.ones(1, npdt)
             self._wsyn_np, self._env_np = self._wsyn.numpy(), self._env.numpy()
             self._mode = 0 if stft.pad == 0 else _PAD_CODES[stft.pad_mode]
 
@@ -544,7 +587,7 @@ class Projector:
         return torch.fft.rfft(frames, dim=-1)
 
     def _use_jit(self) -> bool:
-        return self._jit_ok and _jit() is not None
+        return self._jit_ok and _jit_ready(self.stft.dtype)
 
     def _overlap_add(self, frames: torch.Tensor, y: torch.Tensor, prev: torch.Tensor | None = None,
                      alpha: float = 0.0) -> None:
@@ -556,6 +599,27 @@ class Projector:
         J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, yn if prev is None else prev.view(y.shape).numpy(),
                       s.hop, float(alpha), prev is not None, s.pad, self.length, self._mode, nchunk)
 
+    def fused(self, p_a: "MagnitudeProjection | None" = None) -> bool:
+        """Whether this projector runs the numba kernels (and, given ``p_a``, whether the fused
+        steps :meth:`gla_step` and :meth:`agla_step` do)."""
+        if not self._use_jit():
+            return False
+        return p_a is None or (p_a._m_np is not None
+                               and tuple(p_a.mag.shape) == (*self.lead, self.stft.n_freqs, self.n_frames))
+
+    def agla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", t: torch.Tensor, d: torch.Tensor,
+                  gamma: float, alpha: float, beta: float) -> torch.Tensor:
+        """AGLA's update after ``g = analyze(sig)`` (numba path only, see :meth:`fused`), in
+        place in ``t`` and ``d`` (spectrograms from :meth:`new_spec`): ``t <- (1 - gamma) d + gamma g``,
+        ``c = t + alpha (t - t_prev)``, ``d <- t + beta (t - t_prev)``; returns ``P_A(c)`` (a new
+        spectrogram)."""
+        s = self.stft
+        J, nchunk = _kernels()
+        X = self._spectrum(sig)
+        J.agla_update(_rows(X), _rows(d.transpose(-1, -2)), _rows(t.transpose(-1, -2)), p_a._m_np, self._ktaps,
+                      s.n_fft, float(gamma), float(alpha), float(beta), p_a._eps2, nchunk)
+        return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
+
     def gla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", out: torch.Tensor,
                  prev: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:
         """One Griffin–Lim step on signals: ``out <- synth(P_A(analyze(sig)))``; with ``prev``, then
@@ -563,16 +627,11 @@ class Projector:
         be ``prev``; it may be ``sig``. On the numba path this is four passes: ``rfft`` of the
         frames read in place, window and projection in one kernel, ``irfft``, and one kernel for
         the overlap-add, envelope, padding and momentum."""
-        if (self._use_jit() and p_a._m_np is not None
-                and tuple(p_a.mag.shape) == (*self.lead, self.stft.n_freqs, self.n_frames)
-                and not (torch.is_grad_enabled() and sig.requires_grad)):
+        if self.fused(p_a) and not (torch.is_grad_enabled() and sig.requires_grad):
             s = self.stft
             J, nchunk = _kernels()
             X = self._spectrum(sig)
-            if self._taps is not None:
-                J.window_conv_project(_rows(X), p_a._m_np, self._taps, s.n_fft, p_a._eps2, nchunk)
-            else:
-                J.project(_rows(X), p_a._m_np, p_a._eps2)
+            J.window_conv_project(_rows(X), p_a._m_np, self._ktaps, s.n_fft, p_a._eps2, nchunk)
             frames = torch.fft.irfft(X, n=s.n_fft, dim=-1)
             self._overlap_add(frames, out.view(self.batch, self.width), prev, alpha)
             return out

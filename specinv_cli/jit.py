@@ -12,6 +12,7 @@ steps in one pass, parallel over frames:
   along frequency (``taps[k] = DFT(w)[k] / n_fft``), so the FFT can read the frames straight out
   of the signal (overlapping strides, no framed copy) and the window costs nothing extra once
   folded into the projection;
+- :func:`agla_update`: AGLA's three inertial sequences and its projection, after the window;
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass.
 
@@ -27,7 +28,8 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["project", "project_into", "window_conv", "window_conv_project", "overlap_add", "set_threads"]
+__all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "overlap_add",
+           "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -88,6 +90,35 @@ def _extend(xr, t, K, F, n_fft):
         t[2 * (K + F - 1 + k) + 1] = -xr[2 * i + 1]
 
 
+@numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
+def _conv_row(t, o, taps, K, F):
+    """``o [2F] <- taps * t`` along frequency (``t`` from :func:`_extend`). One loop per tap
+    count (Hann and Hamming have one, Blackman two): a loop over taps inside does not vectorise."""
+    a0 = taps[0]
+    if K == 0:
+        for j in range(2 * F):
+            o[j] = a0 * t[j]
+    elif K == 1:
+        a1 = taps[1]
+        for j in range(2 * F):
+            o[j] = a0 * t[j + 2] + a1 * (t[j] + t[j + 4])
+    else:
+        a1 = taps[1]
+        a2 = taps[2]
+        for j in range(2 * F):
+            o[j] = a0 * t[j + 4] + a1 * (t[j + 2] + t[j + 6]) + a2 * (t[j] + t[j + 8])
+
+
+@numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
+def _project_row(xr, mr, F, eps2):
+    for f in range(F):
+        a = xr[2 * f]
+        b = xr[2 * f + 1]
+        s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
+        xr[2 * f] = a * s
+        xr[2 * f + 1] = b * s
+
+
 @_njit
 def window_conv(x, taps, n_fft, nchunk):
     """In place: each row of raw spectra ``x [R, 2F]`` convolved along frequency with the
@@ -100,26 +131,13 @@ def window_conv(x, taps, n_fft, nchunk):
     for c in prange(nchunk):
         t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
         for r in range(c * step, min(R, (c + 1) * step)):
-            xr = x[r]
-            _extend(xr, t, K, F, n_fft)
-            a0 = taps[0]
-            if K == 0:
-                for j in range(2 * F):
-                    xr[j] = a0 * t[j]
-            elif K == 1:  # loops over the taps unrolled, so that the loop over bins vectorises
-                a1 = taps[1]
-                for j in range(2 * F):
-                    xr[j] = a0 * t[j + 2] + a1 * (t[j] + t[j + 4])
-            else:
-                a1 = taps[1]
-                a2 = taps[2]
-                for j in range(2 * F):
-                    xr[j] = a0 * t[j + 4] + a1 * (t[j + 2] + t[j + 6]) + a2 * (t[j] + t[j + 8])
+            _extend(x[r], t, K, F, n_fft)
+            _conv_row(t, x[r], taps, K, F)
 
 
 @_njit
 def window_conv_project(x, m, taps, n_fft, eps2, nchunk):
-    """In place: :func:`window_conv` then :func:`project` onto ``m`` in one pass."""
+    """In place: :func:`window_conv` then :func:`project` onto ``m``, row by row (in cache)."""
     R, F = m.shape
     K = taps.shape[0] - 1
     step = (R + nchunk - 1) // nchunk
@@ -127,35 +145,39 @@ def window_conv_project(x, m, taps, n_fft, eps2, nchunk):
         t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
         for r in range(c * step, min(R, (c + 1) * step)):
             xr = x[r]
-            mr = m[r]
             _extend(xr, t, K, F, n_fft)
-            a0 = taps[0]
-            # one loop per tap count (Hann and Hamming have one, Blackman two): a loop with
-            # branches or an inner loop over taps does not vectorise
-            if K == 0:
-                for j in range(F):
-                    a = a0 * t[2 * j]
-                    b = a0 * t[2 * j + 1]
-                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
-                    xr[2 * j] = a * s
-                    xr[2 * j + 1] = b * s
-            elif K == 1:
-                a1 = taps[1]
-                for j in range(F):
-                    a = a0 * t[2 * j + 2] + a1 * (t[2 * j] + t[2 * j + 4])
-                    b = a0 * t[2 * j + 3] + a1 * (t[2 * j + 1] + t[2 * j + 5])
-                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
-                    xr[2 * j] = a * s
-                    xr[2 * j + 1] = b * s
-            else:
-                a1 = taps[1]
-                a2 = taps[2]
-                for j in range(F):
-                    a = a0 * t[2 * j + 4] + a1 * (t[2 * j + 2] + t[2 * j + 6]) + a2 * (t[2 * j] + t[2 * j + 8])
-                    b = a0 * t[2 * j + 5] + a1 * (t[2 * j + 3] + t[2 * j + 7]) + a2 * (t[2 * j + 1] + t[2 * j + 9])
-                    s = mr[j] / np.sqrt(max(a * a + b * b, eps2))
-                    xr[2 * j] = a * s
-                    xr[2 * j + 1] = b * s
+            _conv_row(t, xr, taps, K, F)
+            _project_row(xr, m[r], F, eps2)
+
+
+@_njit
+def agla_update(x, d, t, m, taps, n_fft, gamma, alpha, beta, eps2, nchunk):
+    """One AGLA update (Nenov et al. 2023) after the STFT, in one pass, row by row:
+    ``g = taps * x`` (the consistent estimate, from raw spectra ``x``), ``t <- (1 - gamma) d + gamma g``,
+    ``c = t + alpha (t - t_prev)``, ``d <- t + beta (t - t_prev)``, and ``x <- P_A(c)`` onto ``m``;
+    ``x``, ``d``, ``t`` are ``[R, 2F]``, ``m`` is ``[R, F]``."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        buf = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        g = np.empty(2 * F, dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            dr = d[r]
+            tr = t[r]
+            _extend(xr, buf, K, F, n_fft)
+            _conv_row(buf, g, taps, K, F)
+            # one array written per loop, so that each vectorises (the rows are in cache)
+            if gamma != 1.0:  # gamma = 1: t is g exactly, whatever d is (FGLA)
+                for j in range(2 * F):
+                    g[j] = (1.0 - gamma) * dr[j] + gamma * g[j]
+            for j in range(2 * F):
+                xr[j] = g[j] + alpha * (g[j] - tr[j])
+            for j in range(2 * F):
+                dr[j] = g[j] + beta * (g[j] - tr[j])
+            tr[:] = g
+            _project_row(xr, m[r], F, eps2)
 
 
 @numba.njit(fastmath=True, error_model="numpy", boundscheck=False)

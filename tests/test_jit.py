@@ -46,6 +46,7 @@ def test_window_conv_is_the_windowed_fft(name, n_fft):
 
 
 def test_the_reference_stft_takes_the_fused_path():
+    dsp.set_jit(True)
     op = STFT(STFTConfig(n_fft=1024, hop_length=256))
     proj = op.projector((513, 100))
     assert proj._use_jit() and proj._taps is not None
@@ -114,6 +115,7 @@ def test_fgla_on_a_recording_matches_the_torch_path(corpus):
 def test_kernel_threads_follow_torch():
     import numba
 
+    dsp.set_jit(True)
     saved = torch.get_num_threads()
     op = STFT(STFTConfig(n_fft=256, hop_length=64))
     proj = op.projector((129, 20))
@@ -133,3 +135,21 @@ def test_specinv_jit_0_turns_the_kernels_off():
     env = {**os.environ, "SPECINV_JIT": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_kernel_that_fails_hands_over_to_torch(monkeypatch):
+    """A numba that imports but cannot compile here: one warning, then the torch path."""
+    from specinv_cli import jit
+
+    def broken(*args):
+        raise RuntimeError("no working LLVM target")
+
+    monkeypatch.setattr(jit, "overlap_add", broken)
+    dsp.set_jit(True)
+    op = STFT(STFTConfig(n_fft=256, hop_length=64), dtype=torch.float64)
+    spec = torch.randn(129, 30, dtype=torch.complex128, generator=torch.Generator().manual_seed(1))
+    proj = op.projector(spec.shape)
+    with pytest.warns(RuntimeWarning, match="numba kernels failed"):
+        y = proj.signal(proj.synth(spec))
+    assert not dsp.jit_enabled()
+    torch.testing.assert_close(y, op.inverse(spec), rtol=1e-9, atol=1e-9)

@@ -71,6 +71,8 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     d = c
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
+    if proj.fused(p_a) and not (torch.is_grad_enabled() and c.requires_grad):
+        return _agla_fused(proj, p_a, c, n_iter, monitor, alpha, beta, gamma)
     a = proj.new_spec()
     owned = False  # c, t, d are the caller's init until the first iteration has replaced them
     for i in range(1, n_iter + 1):
@@ -86,6 +88,22 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         if monitor.step(i, lambda: proj.project(p_a(c)).abs()):
             break
     return stft.inverse(magnitude_projection(mag, c, eps), length)
+
+
+def _agla_fused(proj, p_a, init, n_iter, monitor, alpha, beta, gamma) -> torch.Tensor:
+    """The same iteration on the CPU's numba path: per iteration, ``s = ISTFT(a)``, then one
+    kernel after the FFT of ``s`` forms ``g``, ``t``, ``c``, ``d`` and ``a = P_A(c)``
+    (:meth:`~specinv_cli.dsp.Projector.agla_step`)."""
+    t = proj.new_spec().copy_(init)  # t_0 = d_0 = init (copies: the caller's is never written)
+    d = proj.new_spec().copy_(t)
+    s = proj.new_signal()
+    a = p_a(init)
+    for i in range(1, n_iter + 1):
+        proj.synth(a, out=s)
+        a = proj.agla_step(s, p_a, t, d, gamma, alpha, beta)
+        if monitor.step(i, lambda: proj.project(a).abs()):
+            break
+    return proj.signal(proj.synth(a, out=s)).contiguous()
 
 
 # Elementwise updates on the real views of complex spectrograms (complex add/sub with alpha
