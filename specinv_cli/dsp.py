@@ -601,7 +601,7 @@ class Projector:
 
     def fused(self, p_a: "MagnitudeProjection | None" = None) -> bool:
         """Whether this projector runs the numba kernels (and, given ``p_a``, whether the fused
-        steps :meth:`gla_step` and :meth:`agla_step` do)."""
+        steps :meth:`gla_step`, :meth:`agla_step`, :meth:`raar_step` and :meth:`admm_step` do)."""
         if not self._use_jit():
             return False
         return p_a is None or (p_a._m_np is not None
@@ -619,6 +619,26 @@ class Projector:
         J.agla_update(_rows(X), _rows(d.transpose(-1, -2)), _rows(t.transpose(-1, -2)), p_a._m_np, self._ktaps,
                       s.n_fft, float(gamma), float(alpha), float(beta), p_a._eps2, nchunk)
         return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
+
+    def raar_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", x: torch.Tensor, c: torch.Tensor,
+                  a: torch.Tensor, beta: float) -> None:
+        """RAAR's update after ``g = analyze(sig)`` (numba path only), in place in spectrograms
+        from :meth:`new_spec`: ``x <- beta (x + 2 g - c) + (1 - 2 beta) a``, ``c <- g``, ``a <- P_A(x)``."""
+        s = self.stft
+        J, nchunk = _kernels()
+        X = self._spectrum(sig)
+        r = lambda z: _rows(z.transpose(-1, -2))  # noqa: E731
+        J.raar_update(r(x), r(c), r(a), _rows(X), p_a._m_np, self._ktaps, s.n_fft, float(beta), p_a._eps2, nchunk)
+
+    def admm_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", u: torch.Tensor, x: torch.Tensor,
+                  w: float) -> None:
+        """ADMM's update after ``g = analyze(sig)``, ``sig = synth(y)``, ``y`` held in ``u`` (numba
+        path only): ``z = (1 - w) g + w y``, ``u' = y - z``, ``x <- P_A(z - u')``, ``u <- x + u'``."""
+        s = self.stft
+        J, nchunk = _kernels()
+        X = self._spectrum(sig)
+        r = lambda z: _rows(z.transpose(-1, -2))  # noqa: E731
+        J.admm_update(_rows(X), r(u), r(x), p_a._m_np, self._ktaps, s.n_fft, float(w), p_a._eps2, nchunk)
 
     def gla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", out: torch.Tensor,
                  prev: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:

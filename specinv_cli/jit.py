@@ -12,7 +12,8 @@ steps in one pass, parallel over frames:
   along frequency (``taps[k] = DFT(w)[k] / n_fft``), so the FFT can read the frames straight out
   of the signal (overlapping strides, no framed copy) and the window costs nothing extra once
   folded into the projection;
-- :func:`agla_update`: AGLA's three inertial sequences and its projection, after the window;
+- :func:`agla_update`, :func:`raar_update`, :func:`admm_update`: the elementwise updates of
+  AGLA, RAAR/DM and ADMM with the window and the projection, one pass each;
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass.
 
@@ -28,8 +29,8 @@ import numba
 import numpy as np
 from numba import prange
 
-__all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "overlap_add",
-           "set_threads"]
+__all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
+           "admm_update", "overlap_add", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -178,6 +179,57 @@ def agla_update(x, d, t, m, taps, n_fft, gamma, alpha, beta, eps2, nchunk):
                 dr[j] = g[j] + beta * (g[j] - tr[j])
             tr[:] = g
             _project_row(xr, m[r], F, eps2)
+
+
+@_njit
+def raar_update(x, c, a, G, m, taps, n_fft, beta, eps2, nchunk):
+    """RAAR (Luke 2005; DM with ``beta = 1``) after the STFT, row by row: ``g = taps * G`` (the
+    consistent estimate, from raw spectra ``G``), ``x <- beta (x + 2 g - c) + (1 - 2 beta) a``,
+    ``c <- g``, ``a <- P_A(x)`` onto ``m``; ``x``, ``c``, ``a``, ``G`` are ``[R, 2F]``."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        buf = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        g = np.empty(2 * F, dtype=x.dtype)
+        for r in range(ch * step, min(R, (ch + 1) * step)):
+            xr = x[r]
+            cr = c[r]
+            ar = a[r]
+            _extend(G[r], buf, K, F, n_fft)
+            _conv_row(buf, g, taps, K, F)
+            for j in range(2 * F):
+                xr[j] = beta * (xr[j] + 2.0 * g[j] - cr[j]) + (1.0 - 2.0 * beta) * ar[j]
+            cr[:] = g
+            ar[:] = xr
+            _project_row(ar, m[r], F, eps2)
+
+
+@_njit
+def admm_update(G, u, x, m, taps, n_fft, w, eps2, nchunk):
+    """ADMM (Masuyama et al. 2019) after the STFT of ``y`` (held in ``u``), row by row:
+    ``z = (1 - w) g + w y`` with ``g = taps * G``, ``u' = y - z``, ``x <- P_A(z - u')`` onto ``m``,
+    then ``u <- x + u'`` (the next ``y``); all ``[R, 2F]``."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for ch in prange(nchunk):
+        buf = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        g = np.empty(2 * F, dtype=x.dtype)
+        for r in range(ch * step, min(R, (ch + 1) * step)):
+            xr = x[r]
+            ur = u[r]
+            _extend(G[r], buf, K, F, n_fft)
+            _conv_row(buf, g, taps, K, F)
+            for j in range(2 * F):
+                y = ur[j]
+                z = (1.0 - w) * g[j] + w * y
+                un = y - z
+                xr[j] = z - un
+                g[j] = un
+            _project_row(xr, m[r], F, eps2)
+            for j in range(2 * F):
+                ur[j] = xr[j] + g[j]
 
 
 @numba.njit(fastmath=True, error_model="numpy", boundscheck=False)

@@ -61,6 +61,8 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     z = mag.to(stft.window.dtype.to_complex()) if init is None else init
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
+    if proj.fused(p_a) and not (torch.is_grad_enabled() and z.requires_grad):
+        return _admm_fused(proj, p_a, z, n_iter, monitor, rho, length)
     u = proj.new_spec().zero_()
     x = p_a(z)  # a new tensor: the caller's init is never written
     w = rho / (1 + rho)
@@ -74,3 +76,20 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         if monitor.step(i, lambda: proj.project(x).abs()):
             break
     return stft.inverse(x, length)
+
+
+def _admm_fused(proj, p_a, z, n_iter, monitor, rho, length) -> torch.Tensor:
+    """The same iteration on the CPU's numba path: ``y = x + u`` is kept in ``u``'s buffer and
+    one kernel after the FFT of ``ISTFT(y)`` gives ``z``, ``u``, the next ``x`` and the next ``y``
+    (:meth:`~specinv_cli.dsp.Projector.admm_step`). The projection of the last ``y``, which the
+    output does not use, is skipped."""
+    x = p_a(z, out=proj.new_spec())  # x_1 = P_A(z_0 - u_0), u_0 = 0
+    y = proj.new_spec().copy_(x)  # y_1 = x_1 + u_0
+    s = proj.new_signal()
+    w = rho / (1 + rho)
+    for i in range(1, n_iter + 1):
+        if monitor.step(i, lambda: proj.project(x).abs()) or i == n_iter:
+            break
+        proj.synth(y, out=s)
+        proj.admm_step(s, p_a, y, x, w)  # x_{i+1}, y_{i+1}
+    return proj.stft.inverse(x, length)

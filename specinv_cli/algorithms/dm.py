@@ -49,6 +49,52 @@ def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
 __all__ = ["dm", "raar"]
 
 
+def _fused(proj, p_a, x) -> bool:
+    return proj.fused(p_a) and not (torch.is_grad_enabled() and x.requires_grad)
+
+
+def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
+    """``n_iter`` DM iterations on torch tensors; returns the last ``g`` and whether the
+    monitor stopped the run."""
+    mag, eps = p_a.mag, p_a.eps
+    a = proj.new_spec()
+    c = proj.project(x)
+    g = c
+    owned = False  # x is the caller's init until the first update
+    for i in range(1, n_iter + 1):
+        p_a(x, out=a)
+        g = proj.project(a)  # a new tensor
+        if beta == 1:
+            # x + 2g - c - a on the real views, in x's buffer once it is ours
+            x, owned = _plus_twice(x, g, owned), True
+            _r(x).sub_(_r(c)).sub_(_r(a))
+            c = g
+        else:
+            f_c = (1 - 1 / beta) * c + x / beta
+            p_c_f_a = (1 + 1 / beta) * g - c / beta
+            x = x + beta * (p_c_f_a - magnitude_projection(mag, f_c, eps))
+            c = proj.project(x)
+        if monitor.step(i, g.abs):
+            return g, True
+    return g, False
+
+
+def _raar_fused(proj, p_a, init, n_iter, monitor, beta):
+    """RAAR (DM at ``beta = 1``) on the CPU's numba path: per iteration ``s = ISTFT(a)``, then one
+    kernel after the FFT of ``s`` (:meth:`~specinv_cli.dsp.Projector.raar_step`). Returns the last
+    consistent estimate ``g`` and whether the monitor stopped the run."""
+    x = proj.new_spec().copy_(init)  # a copy: the caller's init is never written
+    c = proj.new_spec().copy_(proj.project(init))
+    a = p_a(x, out=proj.new_spec())
+    s = proj.new_signal()
+    for i in range(1, n_iter + 1):
+        proj.synth(a, out=s)
+        proj.raar_step(s, p_a, x, c, a, beta)  # c is now g_i, a is P_A(x_i)
+        if monitor.step(i, c.abs):
+            return c, True
+    return c, False
+
+
 def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
        length: int | None = None, monitor: Monitor | None = None, beta: float = 1.0,
        dm_iters: int = -1, finisher: str = "agla") -> torch.Tensor:
@@ -91,25 +137,11 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
     if n_dm > 0:
         proj = stft.projector(mag.shape, length)
         p_a = MagnitudeProjection(mag, eps)
-        a = proj.new_spec()
-        c = proj.project(x)
-        owned = False  # x is the caller's init until the first update
-        for i in range(1, n_dm + 1):
-            p_a(x, out=a)
-            g = proj.project(a)  # a new tensor
-            if beta == 1:
-                # x + 2g - c - a on the real views, in x's buffer once it is ours
-                x, owned = _plus_twice(x, g, owned), True
-                _r(x).sub_(_r(c)).sub_(_r(a))
-                c = g
-            else:
-                f_c = (1 - 1 / beta) * c + x / beta
-                p_c_f_a = (1 + 1 / beta) * g - c / beta
-                x = x + beta * (p_c_f_a - magnitude_projection(mag, f_c, eps))
-                c = proj.project(x)
-            if monitor.step(i, g.abs):
-                return stft.inverse(magnitude_projection(mag, g, eps), length)
-        if n_dm == n_iter:
+        if beta == 1 and _fused(proj, p_a, x):  # DM at beta = 1 is RAAR at beta = 1
+            g, stopped = _raar_fused(proj, p_a, x, n_dm, monitor, 1.0)
+        else:
+            g, stopped = _dm_loop(proj, p_a, x, n_dm, monitor, beta)
+        if stopped or n_dm == n_iter:
             return stft.inverse(magnitude_projection(mag, g, eps), length)
     rest = n_iter - n_dm
     if finisher == "agla":
@@ -149,6 +181,9 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         return stft.inverse(magnitude_projection(mag, x, eps), length)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
+    if _fused(proj, p_a, x):
+        g, _ = _raar_fused(proj, p_a, x, n_iter, monitor, beta)
+        return stft.inverse(magnitude_projection(mag, g, eps), length)
     c = proj.project(x)
     g = c
     owned = False
