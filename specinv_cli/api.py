@@ -23,7 +23,7 @@ import torch
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, get_method
 from .config import STFTConfig
-from .dsp import STFT, fit_frames
+from .dsp import STFT, fit_frames, jit_scope
 from .metrics import compute
 from .spectrogram import InputError, Target, interpret
 
@@ -306,7 +306,8 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t0 = time.perf_counter()
-    with torch.no_grad():
+    work = total * mag.numel() / mag.shape[-2] * stft.n_fft  # iterations x items x frames x n_fft
+    with torch.no_grad(), jit_scope(work if dev.type == "cpu" else 0):
         if mel_op is not None and m.name == "lbfgs":  # direct optimisation against the mel
             audio = fn(mag, stft, n_iter=n_phase, init=mag * phase, length=length, monitor=monitor,
                        domain=mel_op, domain_target=domain_target, **opts)

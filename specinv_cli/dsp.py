@@ -24,6 +24,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -40,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .config import STFTConfig
 
 __all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection",
-           "fit_frames", "set_jit", "jit_enabled", "cosine_taps"]
+           "fit_frames", "set_jit", "jit_enabled", "jit_scope", "JIT_MIN_WORK", "cosine_taps"]
 
 _JIT: list = []  # [module or None] once resolved
 
@@ -76,6 +77,31 @@ def jit_enabled() -> bool:
 
 
 _READY: dict = {}
+_SKIP: list = []
+_WORK = [0.0]
+
+#: Work (``iterations x items x frames x n_fft``, summed over the calls in a process) before the
+#: kernels are first loaded. Loading numba's runtime the first time costs 0.1-0.4 s (its target
+#: context imports scipy.linalg among others), which short jobs never win back: at about 1 ns
+#: saved per unit of work, the break-even is a few times 1e8 (measured: a 1.4 s clip at 100
+#: iterations, 1.3e7, is 0.03-0.14 s slower with them; a 10 s clip, 8.8e7, 0.1 s faster).
+JIT_MIN_WORK = 4e7
+
+
+@contextlib.contextmanager
+def jit_scope(work: float):
+    """Runs a job of ``work`` units (see :data:`JIT_MIN_WORK`) with the kernels unless they are
+    not loaded yet and this process's jobs so far add up to less than ``JIT_MIN_WORK``: a lone
+    short inversion stays on torch, a batch or a long input loads them once."""
+    _WORK[0] += float(work)
+    skip = not any(_READY.values()) and _WORK[0] < JIT_MIN_WORK
+    if skip:
+        _SKIP.append(True)
+    try:
+        yield
+    finally:
+        if skip:
+            _SKIP.pop()
 
 
 def _jit_ready(dtype: torch.dtype) -> bool:
@@ -85,6 +111,8 @@ def _jit_ready(dtype: torch.dtype) -> bool:
     if _jit() is None:
         return False
     ok = _READY.get(dtype)
+    if ok is None and _SKIP:
+        return False
     if ok is None:
         try:
             _smoke_test(_JIT[0], np.float32 if dtype == torch.float32 else np.float64)

@@ -183,3 +183,20 @@ def test_fused_methods_equal_their_torch_loops(method, opts, window):
     assert [i for i, _ in seen[True]] == [i for i, _ in seen[False]] == [4, 8, 12]
     np.testing.assert_allclose([s for _, s in seen[True]], [s for _, s in seen[False]], atol=1e-6)
     torch.testing.assert_close(init, init_keep, rtol=0, atol=0)  # the caller's init is not written
+
+
+def test_short_jobs_in_a_fresh_process_skip_the_kernels():
+    """Loading numba's runtime costs more than a short job saves: the first small inversions
+    stay on torch; once the process's work passes JIT_MIN_WORK the kernels load and stay."""
+    code = """
+import torch
+from specinv_cli import dsp, invert
+mag = torch.rand(513, 60)
+invert(mag, method="fgla", n_iter=50)                       # 1.5e6
+print(bool(dsp._READY))
+invert(torch.rand(513, 1000), method="fgla", n_iter=50)     # 5.1e7: over the threshold
+print(bool(dsp._READY))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "SPECINV_JIT"})
+    assert out.stdout.split() == ["False", "True"]
