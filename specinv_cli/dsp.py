@@ -9,7 +9,8 @@ zero-padded to ``n_fft`` in the middle). The inverse is the least-squares ISTFT
 
 What is precomputed once per (frame count, device, dtype) and reused on every call is what
 makes an iteration cost about two real FFTs: the window, the inverse envelope and the
-overlap-add layout.
+overlap-add layout. On the CPU, :class:`Projector` hands the elementwise passes to the fused
+numba kernels of :mod:`specinv_cli.jit` (see :func:`set_jit` and :func:`jit_scope` for when).
 
 Example
 -------
@@ -468,6 +469,12 @@ class Projector:
       samples past ``length`` are replaced, as ``F.pad`` of the cropped signal would);
     - ``analyze``: zero-copy framing (``unfold``), one multiply by the window into the frame
       buffer, ``rfft`` into the caller's spectrogram buffer (``out``) or a new one.
+
+    On the CPU with the numba kernels on (:meth:`fused`), ``synth`` ends in one overlap-add
+    kernel (envelope and padding included), and ``analyze`` lets the FFT read the frames in place
+    from the signal and applies a cosine-sum window as taps along frequency (:func:`cosine_taps`);
+    :meth:`gla_step`, :meth:`agla_step`, :meth:`raar_step` and :meth:`admm_step` fuse a method's
+    whole elementwise update with the window and the magnitude projection.
 
     Elsewhere (other framings, subclasses such as :class:`~specinv_cli.ragged.RaggedSTFT`,
     autograd) it falls back to ``stft.inverse`` / ``fit_frames(stft.forward(.))``.
