@@ -604,20 +604,21 @@ class Projector:
                 spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
             return spec if out is None else out.copy_(spec)
         B, T = self.batch, self.n_frames
-        spec = self._spectrum(sig)
-        if self._use_jit() and self._taps is not None:
+        fused = self._use_jit()
+        spec = self._spectrum(sig, fused)
+        if fused and self._taps is not None:
             J, nchunk = _kernels()
             J.window_conv(_rows(spec), self._taps, s.n_fft, nchunk)
         spec = spec.view(*self.lead, T, s.n_freqs).transpose(-1, -2)
         return spec if out is None else out.copy_(spec)
 
-    def _spectrum(self, sig: torch.Tensor) -> torch.Tensor:
-        """``rfft`` of the frames of ``sig`` as ``[B, T, F]``; windowed, except on the numba path
-        with a cosine-sum window, where the FFT reads the overlapping frames in place and the
-        window is left to the caller (as taps along frequency)."""
+    def _spectrum(self, sig: torch.Tensor, fused: bool = True) -> torch.Tensor:
+        """``rfft`` of the frames of ``sig`` as ``[B, T, F]``; windowed, except for the numba
+        kernels (``fused``) with a cosine-sum window: then the FFT reads the overlapping frames in
+        place and the window is left to the kernel (``_ktaps``, taps along frequency)."""
         s = self.stft
         frames = sig.reshape(self.batch, self.width).unfold(-1, s.n_fft, s.hop)
-        if not (self._use_jit() and self._taps is not None):
+        if not (fused and self._taps is not None):
             frames = torch.mul(frames, self._wana, out=self._frame_buffer())
         return torch.fft.rfft(frames, dim=-1)
 
@@ -631,8 +632,9 @@ class Projector:
         s = self.stft
         J, nchunk = _kernels()
         yn = y.numpy()
-        J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, yn if prev is None else prev.view(y.shape).numpy(),
-                      s.hop, float(alpha), prev is not None, s.pad, self.length, self._mode, nchunk)
+        pn = yn if prev is None else prev.view(y.shape).numpy()
+        J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, pn, s.hop, float(alpha),
+                      prev is not None, s.pad, self.length, self._mode, nchunk)
 
     def fused(self, p_a: "MagnitudeProjection | None" = None) -> bool:
         """Whether this projector runs the numba kernels (and, given ``p_a``, whether the fused
