@@ -14,6 +14,8 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
+
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -305,9 +307,9 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     fn = m.load()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
-    t0 = time.perf_counter()
     work = total * mag.numel() / mag.shape[-2] * stft.n_fft  # iterations x items x frames x n_fft
-    with torch.no_grad(), jit_scope(work if dev.type == "cpu" else 0):
+    with torch.no_grad(), (jit_scope(work, real) if dev.type == "cpu" else contextlib.nullcontext()):
+        t0 = time.perf_counter()  # after the scope has loaded the kernels: start-up, not inversion
         if mel_op is not None and m.name == "lbfgs":  # direct optimisation against the mel
             audio = fn(mag, stft, n_iter=n_phase, init=mag * phase, length=length, monitor=monitor,
                        domain=mel_op, domain_target=domain_target, **opts)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import threading
 import weakref
 from typing import TYPE_CHECKING
@@ -90,14 +91,17 @@ JIT_MIN_WORK = 4e7
 
 
 @contextlib.contextmanager
-def jit_scope(work: float):
+def jit_scope(work: float, dtype: torch.dtype | None = None):
     """Runs a job of ``work`` units (see :data:`JIT_MIN_WORK`) with the kernels unless they are
     not loaded yet and this process's jobs so far add up to less than ``JIT_MIN_WORK``: a lone
-    short inversion stays on torch, a batch or a long input loads them once."""
+    short inversion stays on torch, a batch or a long input loads them once. With ``dtype``, the
+    kernels for it are loaded on entry (so that a caller timing the job does not time that)."""
     _WORK[0] += float(work)
     skip = not any(_READY.values()) and _WORK[0] < JIT_MIN_WORK
     if skip:
         _SKIP.append(True)
+    elif dtype in (torch.float32, torch.float64):
+        _jit_ready(dtype)
     try:
         yield
     finally:
@@ -143,6 +147,22 @@ def _smoke_test(J, dt) -> None:
     if not np.isfinite(y).all():
         raise FloatingPointError("non-finite result")
 
+
+def _after_fork_in_child() -> None:
+    """numba's threading layers do not survive ``fork()`` once started (GNU OpenMP hangs or
+    terminates the child; workqueue is not fork-safe either): a forked child of a process that
+    ran parallel numba code uses the torch path (``multiprocessing`` with fork, DataLoader
+    workers). Children started by spawn, or forked before any kernel ran, are unaffected."""
+    started = any(_READY.values())
+    mod = sys.modules.get("numba.np.ufunc.parallel")
+    started = started or bool(getattr(mod, "_is_initialized", False))
+    if started:
+        set_jit(False)
+        _THREADS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _THREADS: dict[int, int] = {}
 

@@ -47,19 +47,23 @@ def set_threads(n: int) -> None:
     numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
 
 
+@numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
+def _project_row(xr, mr, o, F, eps2):
+    """``o <- mr * xr / max(|xr|, sqrt(eps2))`` for one row of ``F`` interleaved complex bins."""
+    for f in range(F):
+        a = xr[2 * f]
+        b = xr[2 * f + 1]
+        s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
+        o[2 * f] = a * s
+        o[2 * f + 1] = b * s
+
+
 @_njit
 def project(x, m, eps2):
     """In place: ``x[r] <- m[r] * x[r] / max(|x[r]|, sqrt(eps2))``; ``x [R, 2F]``, ``m [R, F]``."""
     R, F = m.shape
     for r in prange(R):
-        xr = x[r]
-        mr = m[r]
-        for f in range(F):
-            a = xr[2 * f]
-            b = xr[2 * f + 1]
-            s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
-            xr[2 * f] = a * s
-            xr[2 * f + 1] = b * s
+        _project_row(x[r], m[r], x[r], F, eps2)
 
 
 @_njit
@@ -67,15 +71,7 @@ def project_into(x, m, out, eps2):
     """:func:`project` written into ``out`` (``x`` unchanged)."""
     R, F = m.shape
     for r in prange(R):
-        xr = x[r]
-        mr = m[r]
-        o = out[r]
-        for f in range(F):
-            a = xr[2 * f]
-            b = xr[2 * f + 1]
-            s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
-            o[2 * f] = a * s
-            o[2 * f + 1] = b * s
+        _project_row(x[r], m[r], out[r], F, eps2)
 
 
 @numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
@@ -111,13 +107,12 @@ def _conv_row(t, o, taps, K, F):
 
 
 @numba.njit(inline="always", fastmath=True, error_model="numpy", boundscheck=False)
-def _project_row(xr, mr, F, eps2):
-    for f in range(F):
-        a = xr[2 * f]
-        b = xr[2 * f + 1]
-        s = mr[f] / np.sqrt(max(a * a + b * b, eps2))
-        xr[2 * f] = a * s
-        xr[2 * f + 1] = b * s
+def _window_row(src, buf, o, taps, n_fft):
+    """``o <- taps * src`` along frequency for one row (``buf``: scratch of ``2 (F + 2 K)``)."""
+    K = taps.shape[0] - 1
+    F = src.shape[0] // 2
+    _extend(src, buf, K, F, n_fft)
+    _conv_row(buf, o, taps, K, F)
 
 
 @_njit
@@ -132,8 +127,7 @@ def window_conv(x, taps, n_fft, nchunk):
     for c in prange(nchunk):
         t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
         for r in range(c * step, min(R, (c + 1) * step)):
-            _extend(x[r], t, K, F, n_fft)
-            _conv_row(t, x[r], taps, K, F)
+            _window_row(x[r], t, x[r], taps, n_fft)
 
 
 @_njit
@@ -146,9 +140,8 @@ def window_conv_project(x, m, taps, n_fft, eps2, nchunk):
         t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
         for r in range(c * step, min(R, (c + 1) * step)):
             xr = x[r]
-            _extend(xr, t, K, F, n_fft)
-            _conv_row(t, xr, taps, K, F)
-            _project_row(xr, m[r], F, eps2)
+            _window_row(xr, t, xr, taps, n_fft)
+            _project_row(xr, m[r], xr, F, eps2)
 
 
 @_njit
@@ -167,8 +160,7 @@ def agla_update(x, d, t, m, taps, n_fft, gamma, alpha, beta, eps2, nchunk):
             xr = x[r]
             dr = d[r]
             tr = t[r]
-            _extend(xr, buf, K, F, n_fft)
-            _conv_row(buf, g, taps, K, F)
+            _window_row(xr, buf, g, taps, n_fft)
             # one array written per loop, so that each vectorises (the rows are in cache)
             if gamma != 1.0:  # gamma = 1: t is g exactly, whatever d is (FGLA)
                 for j in range(2 * F):
@@ -178,7 +170,7 @@ def agla_update(x, d, t, m, taps, n_fft, gamma, alpha, beta, eps2, nchunk):
             for j in range(2 * F):
                 dr[j] = g[j] + beta * (g[j] - tr[j])
             tr[:] = g
-            _project_row(xr, m[r], F, eps2)
+            _project_row(xr, m[r], xr, F, eps2)
 
 
 @_njit
@@ -196,13 +188,12 @@ def raar_update(x, c, a, G, m, taps, n_fft, beta, eps2, nchunk):
             xr = x[r]
             cr = c[r]
             ar = a[r]
-            _extend(G[r], buf, K, F, n_fft)
-            _conv_row(buf, g, taps, K, F)
+            _window_row(G[r], buf, g, taps, n_fft)
             for j in range(2 * F):
                 xr[j] = beta * (xr[j] + 2.0 * g[j] - cr[j]) + (1.0 - 2.0 * beta) * ar[j]
             cr[:] = g
             ar[:] = xr
-            _project_row(ar, m[r], F, eps2)
+            _project_row(ar, m[r], ar, F, eps2)
 
 
 @_njit
@@ -219,15 +210,14 @@ def admm_update(G, u, x, m, taps, n_fft, w, eps2, nchunk):
         for r in range(ch * step, min(R, (ch + 1) * step)):
             xr = x[r]
             ur = u[r]
-            _extend(G[r], buf, K, F, n_fft)
-            _conv_row(buf, g, taps, K, F)
+            _window_row(G[r], buf, g, taps, n_fft)
             for j in range(2 * F):
                 y = ur[j]
                 z = (1.0 - w) * g[j] + w * y
                 un = y - z
                 xr[j] = z - un
                 g[j] = un
-            _project_row(xr, m[r], F, eps2)
+            _project_row(xr, m[r], xr, F, eps2)
             for j in range(2 * F):
                 ur[j] = xr[j] + g[j]
 

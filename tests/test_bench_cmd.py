@@ -24,9 +24,10 @@ def test_bench_json_has_every_row(capsys):
     rep = json.loads(out)
     pi = rep["per_iteration"]
     assert set(pi["methods"]) == {"gla", "fgla", "dm"}
-    assert pi["fft_floor_ms"] > 0 and pi["stft_istft_ms"] > 0
+    assert pi["fft_floor_ms"] > 0 and pi["fft_floor_strided_ms"] > 0 and pi["stft_istft_ms"] > 0
     for name, r in pi["methods"].items():
         assert r["ms"] > 0 and r["x_floor"] > 0 and math.isfinite(r["x_floor"]), name
+        assert math.isclose(r["x_strided_floor"] * pi["fft_floor_strided_ms"], r["ms"], rel_tol=1e-9), name
     bd = rep["fgla_breakdown_ms"]
     assert bd["fast_path"] is True
     from specinv_cli.dsp import jit_enabled

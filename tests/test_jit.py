@@ -200,3 +200,28 @@ print(bool(dsp._READY))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={k: v for k, v in os.environ.items() if k != "SPECINV_JIT"})
     assert out.stdout.split() == ["False", "True"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() here")
+def test_a_forked_child_of_a_process_that_ran_the_kernels_uses_torch():
+    """numba's threading layer does not survive fork(): such a child turns the kernels off
+    (torch's own thread pool is the caller's concern: MKL's FFT hangs there too)."""
+    code = """
+import os, torch
+from specinv_cli import dsp
+from specinv_cli.config import STFTConfig
+op = dsp.STFT(STFTConfig(n_fft=256, hop_length=64))
+op.projector((129, 30)).synth(torch.randn(129, 30, dtype=torch.complex64))
+assert dsp.jit_enabled() and any(dsp._READY.values())
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.write(w, b"1" if dsp.jit_enabled() else b"0")
+    os._exit(0)
+os.waitpid(pid, 0)
+print(os.read(r, 1).decode(), dsp.jit_enabled())
+"""
+    env = {k: v for k, v in os.environ.items() if k != "SPECINV_JIT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["0", "True"]  # off in the child, still on in the parent
