@@ -20,8 +20,10 @@ def _table(report: dict) -> list:
 
     m = report["machine"]
     pi = report["per_iteration"]
+    fused = (report.get("fgla_breakdown_ms") or {}).get("fused_kernels")
+    kernels = "" if fused is None else (", numba kernels" if fused else ", torch ops")
     t1 = Table(title=f"Per-iteration time vs the FFT floor ({report['frames']} frames, n_fft {report['n_fft']}, "
-                     f"{report['device']}, {report['precision']}, {m['threads']} threads)")
+                     f"{report['device']}, {report['precision']}, {m['threads']} threads{kernels})")
     t1.add_column("method")
     t1.add_column("ms / iteration", justify="right")
     t1.add_column("x FFT floor", justify="right")
