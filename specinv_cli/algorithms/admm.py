@@ -22,7 +22,7 @@ import torch
 
 from ..dsp import STFT, MagnitudeProjection
 from .agla import _lerp_into, _r, _sub_into
-from .base import Monitor
+from .base import Monitor, prepare
 
 __all__ = ["admm"]
 
@@ -54,11 +54,7 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     """
     if rho < 0:
         raise ValueError(f"rho must be >= 0, got {rho}")
-    monitor = monitor or Monitor()
-    if length is None:
-        length = stft.default_length(mag.shape[-1])
-    eps = torch.finfo(mag.dtype).tiny ** 0.5
-    z = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    monitor, length, eps, z = prepare(mag, stft, init, length, monitor)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
     if proj.fused(p_a) and not (torch.is_grad_enabled() and z.requires_grad):

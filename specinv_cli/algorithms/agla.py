@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp import STFT, MagnitudeProjection, magnitude_projection
-from .base import Monitor
+from .base import Monitor, prepare
 
 __all__ = ["agla"]
 
@@ -62,11 +62,7 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     for name, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
-    monitor = monitor or Monitor()
-    if length is None:
-        length = stft.default_length(mag.shape[-1])
-    eps = torch.finfo(mag.dtype).tiny ** 0.5
-    c = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    monitor, length, eps, c = prepare(mag, stft, init, length, monitor)
     t = c
     d = c
     proj = stft.projector(mag.shape, length)

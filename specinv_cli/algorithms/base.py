@@ -26,7 +26,7 @@ import torch
 
 from .. import metrics as _metrics
 
-__all__ = ["Progress", "Monitor", "MonitorView", "random_phase", "zero_phase", "unit"]
+__all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit"]
 
 
 @dataclass
@@ -146,6 +146,18 @@ class MonitorView:
             inner, outer = transform, self.transform
             transform = lambda x: outer(inner(x))  # noqa: E731
         return MonitorView(self.monitor, self.offset + offset, transform or self.transform)
+
+
+def prepare(mag: torch.Tensor, stft, init: torch.Tensor | None, length: int | None,
+            monitor: "Monitor | None"):
+    """The preamble the GLA family shares: ``(monitor, length, eps, x0)`` with a do-nothing
+    monitor when none is given, ``stft.default_length(T)`` when no length is, the ``eps`` of
+    the magnitude projection for ``mag``'s precision (``sqrt(tiny)``, so that ``eps^2`` is
+    still a normal number) and the starting estimate (``mag`` with zero phase when no ``init``)."""
+    if length is None:
+        length = stft.default_length(mag.shape[-1])
+    x0 = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    return monitor or Monitor(), length, torch.finfo(mag.dtype).tiny ** 0.5, x0
 
 
 def unit(z: torch.Tensor, eps: float = 1e-16) -> torch.Tensor:

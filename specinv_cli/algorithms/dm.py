@@ -33,7 +33,7 @@ import torch
 
 from ..dsp import STFT, MagnitudeProjection, magnitude_projection
 from .agla import _r
-from .base import Monitor
+from .base import Monitor, prepare
 
 
 def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
@@ -127,11 +127,7 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
         raise ValueError("beta must be non-zero")
     if finisher not in ("agla", "fgla"):
         raise ValueError(f"finisher must be 'agla' or 'fgla', got {finisher!r}")
-    monitor = monitor or Monitor()
-    if length is None:
-        length = stft.default_length(mag.shape[-1])
-    eps = torch.finfo(mag.dtype).tiny ** 0.5
-    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
     n_dm = n_iter // 2 if dm_iters < 0 else min(dm_iters, n_iter)
     g = x
     if n_dm > 0:
@@ -172,11 +168,7 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     """
     if not 0 <= beta <= 1:
         raise ValueError(f"beta must be in [0, 1], got {beta}")
-    monitor = monitor or Monitor()
-    if length is None:
-        length = stft.default_length(mag.shape[-1])
-    eps = torch.finfo(mag.dtype).tiny ** 0.5
-    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
     if n_iter == 0:
         return stft.inverse(magnitude_projection(mag, x, eps), length)
     proj = stft.projector(mag.shape, length)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp import STFT, MagnitudeProjection, magnitude_projection
-from .base import Monitor
+from .base import Monitor, prepare
 
 __all__ = ["gla", "fgla"]
 
@@ -45,12 +45,7 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     """
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    monitor = monitor or Monitor()
-    n_frames = mag.shape[-1]
-    if length is None:
-        length = stft.default_length(n_frames)
-    eps = torch.finfo(mag.dtype).tiny ** 0.5
-    x = mag.to(stft.window.dtype.to_complex()) if init is None else init
+    monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
     if n_iter <= 0:
         return stft.inverse(magnitude_projection(mag, x, eps), length)
     # P_C = STFT o ISTFT is linear, so the momentum is taken on the signals s_n = ISTFT(P_A(c_{n-1})):
