@@ -37,7 +37,6 @@ N_FFT, HOP = 1024, 256
 
 from specinv_cli import invert  # noqa: E402
 from specinv_cli.algorithms.registry import REGISTRY  # noqa: E402
-from specinv_cli.api import resolve_device  # noqa: E402
 
 TORCHAUDIO_SNIPPET = r"""
 import sys, time, json, numpy as np, torch, torchaudio

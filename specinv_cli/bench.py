@@ -352,12 +352,7 @@ def run_bench(mag=None, *, iters: int = 100, threads: int | None = 2, device: st
     """The short benchmark: (1) per-iteration time of each iterative method vs the FFT floor,
     with the FGLA breakdown, and (2) ``iters`` iterations vs librosa / torchaudio, on ``mag``
     ``[F, T]`` (default: the bundled example). ``quick``: fewer repeats and iterations."""
-    import numpy as np
     import torch
-
-    from .api import resolve_device
-    from .config import STFTConfig
-    from .dsp import STFT
 
     saved = torch.get_num_threads()
     if threads:

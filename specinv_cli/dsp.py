@@ -623,7 +623,7 @@ class Projector:
             else:
                 spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
             return spec if out is None else out.copy_(spec)
-        B, T = self.batch, self.n_frames
+        T = self.n_frames
         fused = self._use_jit()
         spec = self._spectrum(sig, fused)
         if fused and self._taps is not None:

@@ -8,7 +8,6 @@ example takes a few milliseconds.
 """
 import io
 import os
-import pickle
 import tempfile
 from pathlib import Path
 

@@ -6,7 +6,7 @@ import torch
 from conftest import load_clip, reference_magnitude
 from specinv_cli import invert
 from specinv_cli.algorithms.base import Monitor
-from specinv_cli.algorithms.gla import fgla, gla
+from specinv_cli.algorithms.gla import gla
 from specinv_cli.config import STFTConfig
 from specinv_cli.dsp import STFT
 

@@ -1,7 +1,6 @@
 """PGHI (Průša, Balazs & Søndergaard 2017) on synthetic signals and real recordings."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
