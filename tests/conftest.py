@@ -94,3 +94,26 @@ def kernels(request):
         dsp.set_jit(False)
     yield request.param
     dsp.set_jit(None)
+
+
+EDGE_KINDS = ("silence", "impulse", "dc", "noise", "quiet")
+
+
+def edge_signal(kind: str, n: int = 8192):
+    """A degenerate test signal of ``n`` samples: ``silence``, a lone ``impulse`` in the middle,
+    ``dc``, uniform white ``noise`` (seeded), or a ``quiet`` speech excerpt (x 1e-6)."""
+    import torch
+
+    if kind == "silence":
+        return torch.zeros(n)
+    if kind == "impulse":
+        x = torch.zeros(n)
+        x[n // 2] = 1.0
+        return x
+    if kind == "dc":
+        return torch.ones(n)
+    if kind == "noise":
+        return torch.rand(n, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    if kind == "quiet":
+        return torch.from_numpy(load_clip(SPEECH[0], n / 22050, 1.0)) * 1e-6
+    raise ValueError(kind)

@@ -11,7 +11,7 @@ from specinv_cli.config import STFTConfig
 from specinv_cli.dsp import STFT
 from specinv_cli.metrics import sc
 
-from conftest import GUITAR, SPEECH, excerpt_magnitude, load_clip
+from conftest import GUITAR, SPEECH, edge_signal, excerpt_magnitude
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -37,11 +37,7 @@ def test_batch_matches_one_by_one(name, kernels):
 @pytest.mark.parametrize("kind", ["silence", "impulse", "quiet"])
 def test_finite_on_degenerate_input(name, kind, kernels):
     op = STFT(STFTConfig())
-    x = torch.zeros(8192)
-    if kind == "impulse":
-        x[4000] = 1.0
-    elif kind == "quiet":
-        x = torch.from_numpy(load_clip(SPEECH[0], 8192 / 22050, 1.0)) * 1e-6
+    x = edge_signal(kind)
     mag = op.forward(x).abs()
     init = mag * random_phase(mag.shape, torch.Generator().manual_seed(0))
     y = REGISTRY[name].load()(mag, op, n_iter=10, init=init, length=x.shape[-1],
