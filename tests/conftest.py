@@ -43,6 +43,14 @@ def reference_magnitude(audio: np.ndarray, n_fft: int = 1024, hop: int = 256):
                       pad_mode="reflect", return_complex=True).abs()
 
 
+@pytest.fixture(scope="module")
+def clips(corpus):
+    """Three 3 s excerpts (speech, guitar, tabla) shared by the initialiser tests."""
+    return {"speech": load_clip("speech_02_en_f_codec2_harvard", seconds=3.0, offset=1.0),
+            "guitar": load_clip("music_guitar_em9", seconds=3.0, offset=1.0),
+            "tabla": load_clip("music_tabla_loop", seconds=3.0)}
+
+
 @pytest.fixture(scope="session")
 def corpus():
     files = corpus_files()
