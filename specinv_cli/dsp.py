@@ -86,7 +86,9 @@ _WORK = [0.0]
 #: kernels are first loaded. Loading numba's runtime the first time costs 0.1-0.4 s (its target
 #: context imports scipy.linalg among others), which short jobs never win back: at about 1 ns
 #: saved per unit of work, the break-even is a few times 1e8 (measured: a 1.4 s clip at 100
-#: iterations, 1.3e7, is 0.03-0.14 s slower with them; a 10 s clip, 8.8e7, 0.1 s faster).
+#: iterations, 1.3e7, is 0.03-0.14 s slower with them; a 10 s clip, 8.8e7, 0.1 s faster). When
+#: PGHI's numba code has already brought the runtime up, the kernels load in about 20 ms and a
+#: short job roughly breaks even, so one threshold serves both.
 JIT_MIN_WORK = 4e7
 
 
