@@ -679,15 +679,17 @@ class Projector:
                       s.n_fft, float(gamma), float(alpha), float(beta), p_a._eps2, nchunk)
         return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
 
-    def raar_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", x: torch.Tensor, c: torch.Tensor,
-                  a: torch.Tensor, beta: float) -> None:
-        """RAAR's update after ``g = analyze(sig)`` (numba path only), in place in spectrograms
-        from :meth:`new_spec`: ``x <- beta (x + 2 g - c) + (1 - 2 beta) a``, ``c <- g``, ``a <- P_A(x)``."""
+    def raar_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", h: torch.Tensor,
+                  beta: float) -> torch.Tensor:
+        """RAAR's update after ``g = analyze(sig)`` (numba path only) on its one state
+        ``h = beta (x - c) + (1 - beta) a`` (a spectrogram from :meth:`new_spec`, updated in place):
+        returns the next ``a = P_A(x)`` (a new spectrogram); see :func:`specinv_cli.jit.raar_update`."""
         s = self.stft
         J, nchunk = _kernels()
         X = self._spectrum(sig)
-        r = lambda z: _rows(z.transpose(-1, -2))  # noqa: E731
-        J.raar_update(r(x), r(c), r(a), _rows(X), p_a._m_np, self._ktaps, s.n_fft, float(beta), p_a._eps2, nchunk)
+        J.raar_update(_rows(X), _rows(h.transpose(-1, -2)), p_a._m_np, self._ktaps, s.n_fft, float(beta),
+                      p_a._eps2, nchunk)
+        return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
 
     def admm_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", u: torch.Tensor, x: torch.Tensor,
                   w: float) -> None:

@@ -174,26 +174,31 @@ def agla_update(x, d, t, m, taps, n_fft, gamma, alpha, beta, eps2, nchunk):
 
 
 @_njit
-def raar_update(x, c, a, G, m, taps, n_fft, beta, eps2, nchunk):
-    """RAAR (Luke 2005; DM with ``beta = 1``) after the STFT, row by row: ``g = taps * G`` (the
-    consistent estimate, from raw spectra ``G``), ``x <- beta (x + 2 g - c) + (1 - 2 beta) a``,
-    ``c <- g``, ``a <- P_A(x)`` onto ``m``; ``x``, ``c``, ``a``, ``G`` are ``[R, 2F]``."""
+def raar_update(G, h, m, taps, n_fft, beta, eps2, nchunk):
+    """RAAR (Luke 2005; DM with ``beta = 1``) after the STFT, row by row, on one state buffer.
+
+    With ``g = taps * G`` (the consistent estimate, from raw spectra ``G``), the iteration
+    ``x <- beta (x + 2 g - c) + (1 - 2 beta) a``, ``c <- g``, ``a <- P_A(x)`` needs ``x``, ``c`` and
+    ``a`` only through ``h = beta (x - c) + (1 - 2 beta) a``: so ``x = h + 2 beta g``, then
+    ``a = P_A(x)`` is written over ``G`` (the next ISTFT's input) and ``h <- beta (x - g) + (1 - 2 beta) a``.
+    ``G``, ``h`` are ``[R, 2F]``, ``m`` is ``[R, F]``."""
     R, F = m.shape
     K = taps.shape[0] - 1
     step = (R + nchunk - 1) // nchunk
     for ch in prange(nchunk):
-        buf = np.empty(2 * (F + 2 * K), dtype=x.dtype)
-        g = np.empty(2 * F, dtype=x.dtype)
+        buf = np.empty(2 * (F + 2 * K), dtype=G.dtype)
+        g = np.empty(2 * F, dtype=G.dtype)
         for r in range(ch * step, min(R, (ch + 1) * step)):
-            xr = x[r]
-            cr = c[r]
-            ar = a[r]
-            _window_row(G[r], buf, g, taps, n_fft)
+            hr = h[r]
+            ar = G[r]  # its spectrum is in buf from here on
+            _window_row(ar, buf, g, taps, n_fft)
             for j in range(2 * F):
-                xr[j] = beta * (xr[j] + 2.0 * g[j] - cr[j]) + (1.0 - 2.0 * beta) * ar[j]
-            cr[:] = g
-            ar[:] = xr
-            _project_row(ar, m[r], ar, F, eps2)
+                ar[j] = hr[j] + 2.0 * beta * g[j]  # x
+            for j in range(2 * F):
+                hr[j] = beta * (ar[j] - g[j])
+            _project_row(ar, m[r], ar, F, eps2)  # a = P_A(x)
+            for j in range(2 * F):
+                hr[j] += (1.0 - 2.0 * beta) * ar[j]
 
 
 @_njit

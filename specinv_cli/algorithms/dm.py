@@ -80,19 +80,21 @@ def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
 
 
 def _raar_fused(proj, p_a, init, n_iter, monitor, beta):
-    """RAAR (DM at ``beta = 1``) on the CPU's numba path: per iteration ``s = ISTFT(a)``, then one
-    kernel after the FFT of ``s`` (:meth:`~specinv_cli.dsp.Projector.raar_step`). Returns the last
-    consistent estimate ``g`` and whether the monitor stopped the run."""
-    x = proj.new_spec().copy_(init)  # a copy: the caller's init is never written
-    c = proj.new_spec().copy_(proj.project(init))
-    a = p_a(x, out=proj.new_spec())
+    """RAAR (DM at ``beta = 1``) on the CPU's numba path, on one state buffer
+    ``h = beta (x - c) + (1 - 2 beta) a`` (see :func:`specinv_cli.jit.raar_update`): per iteration
+    ``s = ISTFT(a)``, then one kernel after the FFT of ``s`` gives the next ``a`` and ``h``. The
+    consistent estimate ``g = STFT(s)`` is formed only for the monitor and at the end. Returns
+    the last ``g`` and whether the monitor stopped the run."""
+    a = p_a(init)  # a_1 = P_A(x_0); the caller's init is never written
+    h = proj.new_spec()
+    _r(h).copy_(_r(init) - _r(proj.project(init))).mul_(beta).add_(_r(a), alpha=1 - 2 * beta)
     s = proj.new_signal()
     for i in range(1, n_iter + 1):
-        proj.synth(a, out=s)
-        proj.raar_step(s, p_a, x, c, a, beta)  # c is now g_i, a is P_A(x_i)
-        if monitor.step(i, c.abs):
-            return c, True
-    return c, False
+        proj.synth(a, out=s)  # s_i = ISTFT(a_i), g_i = STFT(s_i)
+        a = proj.raar_step(s, p_a, h, beta)
+        if monitor.step(i, lambda: proj.analyze(s).abs()):
+            return proj.analyze(s), True
+    return proj.analyze(s), False
 
 
 def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
