@@ -20,7 +20,7 @@ INITS = ("random", "zero", "spsi", "pghi")
 
 #: The defaults, chosen by measurement: the best median spectral convergence at 100 iterations
 #: on ../shared/corpus with the reference STFT (benchmarks/methods.py, table in
-#: benchmarks/results/methods_100.md: dm from PGHI -39.2 dB, AGLA from PGHI -37.6, FGLA from
+#: benchmarks/results/methods_100.md: dm from PGHI -38.8 dB, AGLA from PGHI -37.6, FGLA from
 #: PGHI -37.1, torchaudio's GriffinLim -30.1, librosa's griffinlim -29.1).
 DEFAULT_METHOD = "dm"
 DEFAULT_INIT = "pghi"
