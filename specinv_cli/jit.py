@@ -21,7 +21,7 @@ Everything here works on numpy views of torch CPU tensors (``float32`` or ``floa
 data as ``[rows, 2 F]`` interleaved real/imaginary). :mod:`specinv_cli.dsp` decides when these
 apply and keeps a plain torch path for everything else (CUDA, autograd, other framings).
 Compiled code is cached on disk (numba ``cache=True``), so only the first run pays the compile
-(a few seconds). ``SPECINV_JIT=0`` turns the kernels off.
+(about 8 s for all of them here). ``SPECINV_JIT=0`` turns the kernels off.
 """
 from __future__ import annotations
 
@@ -258,9 +258,10 @@ def _repad(y, p, L, mode):
 @_njit
 def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, length, mode, nchunk):
     """``out [B, W] <- env * sum_t w * frames[:, t]`` at ``hop`` spacing (``W = n_fft + hop (T - 1)``,
-    ``hop`` divides ``n_fft``), its padding rewritten (``pad`` samples each side of ``length``,
-    ``mode`` 0 none, 1 constant, 2 reflect, 3 replicate, 4 circular); with ``lerp``, then ``prev <- out + alpha (out - prev)``
-    (FGLA's momentum point), whose padding is rewritten too."""
+    ``hop`` divides ``n_fft``), its padding rewritten (``pad`` samples each side of ``length``;
+    ``mode`` 0 none, 1 constant, 2 reflect, 3 replicate, 4 circular); with ``lerp``, then
+    ``prev <- out + alpha (out - prev)`` (FGLA's momentum point), whose padding is rewritten too.
+    Parallel over blocks of ``hop`` output samples, each summing its ``n_fft / hop`` frames."""
     B, T, N = frames.shape
     r = N // hop
     nblk = T + r - 1
