@@ -21,7 +21,7 @@ from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHO
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: Cross-file batch on CUDA; the CPU default is 1 (benchmarks/results/batch.md: 200 pieces of
-#: 1-3 s take 21.8 s with --batch-size 16 and 8.4 s with 1 on 2 CPU threads).
+#: 1-3 s take 24.3 s with --batch-size 16 and 8.9 s with 1 on 2 CPU threads).
 DEFAULT_CUDA_BATCH = 16
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
