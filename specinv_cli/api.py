@@ -15,7 +15,6 @@ Example
 from __future__ import annotations
 
 import contextlib
-
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -34,6 +33,7 @@ __all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "Dev
 
 #: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
 DEFAULT_REFINE = 50
+
 
 def default_refine(config: STFTConfig, method: str) -> int:
     """``refine`` when not given: :data:`DEFAULT_REFINE` L-BFGS steps for a mel cascade (an

@@ -150,6 +150,9 @@ def _smoke_test(J, dt) -> None:
         raise FloatingPointError("non-finite result")
 
 
+_THREADS: dict[int, int] = {}  # thread id -> numba thread count set for it
+
+
 def _after_fork_in_child() -> None:
     """numba's threading layers do not survive ``fork()`` once started (GNU OpenMP hangs or
     terminates the child; workqueue is not fork-safe either): a forked child of a process that
@@ -165,8 +168,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-_THREADS: dict[int, int] = {}
 
 
 def _kernels():
@@ -658,13 +659,26 @@ class Projector:
         J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, pn, s.hop, float(alpha),
                       prev is not None, s.pad, self.length, self._mode, nchunk)
 
-    def fused(self, p_a: "MagnitudeProjection | None" = None) -> bool:
-        """Whether this projector runs the numba kernels (and, given ``p_a``, whether the fused
-        steps :meth:`gla_step`, :meth:`agla_step`, :meth:`raar_step` and :meth:`admm_step` do)."""
-        if not self._use_jit():
+    def fused(self, p_a: "MagnitudeProjection | None" = None, x: torch.Tensor | None = None) -> bool:
+        """Whether this projector runs the numba kernels; given ``p_a`` (and the starting
+        estimate ``x``), whether the fused steps :meth:`gla_step`, :meth:`agla_step`,
+        :meth:`raar_step` and :meth:`admm_step` do (not under autograd)."""
+        if not self._use_jit() or (x is not None and torch.is_grad_enabled() and x.requires_grad):
             return False
         return p_a is None or (p_a._m_np is not None
                                and tuple(p_a.mag.shape) == (*self.lead, self.stft.n_freqs, self.n_frames))
+
+    def _fused_update(self, kernel: str, sig: torch.Tensor, p_a: "MagnitudeProjection", states=(),
+                      params=()) -> torch.Tensor:
+        """``rfft`` of the frames of ``sig``, then the numba ``kernel`` on it in place (window,
+        the method's update of the spectrograms ``states``, projection onto ``p_a``'s target)
+        with scalar ``params``; returns the result as a spectrogram ``[..., F, T]``."""
+        s = self.stft
+        J, nchunk = _kernels()
+        X = self._spectrum(sig)
+        getattr(J, kernel)(_rows(X), *(_rows(z.transpose(-1, -2)) for z in states), p_a._m_np, self._ktaps,
+                           s.n_fft, *(float(v) for v in params), p_a._eps2, nchunk)
+        return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
 
     def agla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", t: torch.Tensor, d: torch.Tensor,
                   gamma: float, alpha: float, beta: float) -> torch.Tensor:
@@ -672,34 +686,21 @@ class Projector:
         place in ``t`` and ``d`` (spectrograms from :meth:`new_spec`): ``t <- (1 - gamma) d + gamma g``,
         ``c = t + alpha (t - t_prev)``, ``d <- t + beta (t - t_prev)``; returns ``P_A(c)`` (a new
         spectrogram)."""
-        s = self.stft
-        J, nchunk = _kernels()
-        X = self._spectrum(sig)
-        J.agla_update(_rows(X), _rows(d.transpose(-1, -2)), _rows(t.transpose(-1, -2)), p_a._m_np, self._ktaps,
-                      s.n_fft, float(gamma), float(alpha), float(beta), p_a._eps2, nchunk)
-        return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
+        return self._fused_update("agla_update", sig, p_a, (d, t), (gamma, alpha, beta))
 
     def raar_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", h: torch.Tensor,
                   beta: float) -> torch.Tensor:
         """RAAR's update after ``g = analyze(sig)`` (numba path only) on its one state
-        ``h = beta (x - c) + (1 - beta) a`` (a spectrogram from :meth:`new_spec`, updated in place):
-        returns the next ``a = P_A(x)`` (a new spectrogram); see :func:`specinv_cli.jit.raar_update`."""
-        s = self.stft
-        J, nchunk = _kernels()
-        X = self._spectrum(sig)
-        J.raar_update(_rows(X), _rows(h.transpose(-1, -2)), p_a._m_np, self._ktaps, s.n_fft, float(beta),
-                      p_a._eps2, nchunk)
-        return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
+        ``h = beta (x - c) + (1 - 2 beta) a`` (a spectrogram from :meth:`new_spec`, updated in
+        place): returns the next ``a = P_A(x)`` (a new spectrogram); see
+        :func:`specinv_cli.jit.raar_update`."""
+        return self._fused_update("raar_update", sig, p_a, (h,), (beta,))
 
     def admm_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", u: torch.Tensor, x: torch.Tensor,
                   w: float) -> None:
         """ADMM's update after ``g = analyze(sig)``, ``sig = synth(y)``, ``y`` held in ``u`` (numba
         path only): ``z = (1 - w) g + w y``, ``u' = y - z``, ``x <- P_A(z - u')``, ``u <- x + u'``."""
-        s = self.stft
-        J, nchunk = _kernels()
-        X = self._spectrum(sig)
-        r = lambda z: _rows(z.transpose(-1, -2))  # noqa: E731
-        J.admm_update(_rows(X), r(u), r(x), p_a._m_np, self._ktaps, s.n_fft, float(w), p_a._eps2, nchunk)
+        self._fused_update("admm_update", sig, p_a, (u, x), (w,))
 
     def gla_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", out: torch.Tensor,
                  prev: torch.Tensor | None = None, alpha: float = 0.0) -> torch.Tensor:
@@ -708,12 +709,9 @@ class Projector:
         be ``prev``; it may be ``sig``. On the numba path this is four passes: ``rfft`` of the
         frames read in place, window and projection in one kernel, ``irfft``, and one kernel for
         the overlap-add, envelope, padding and momentum."""
-        if self.fused(p_a) and not (torch.is_grad_enabled() and sig.requires_grad):
-            s = self.stft
-            J, nchunk = _kernels()
-            X = self._spectrum(sig)
-            J.window_conv_project(_rows(X), p_a._m_np, self._ktaps, s.n_fft, p_a._eps2, nchunk)
-            frames = torch.fft.irfft(X, n=s.n_fft, dim=-1)
+        if self.fused(p_a, sig):
+            spec_tf = self._fused_update("window_conv_project", sig, p_a).transpose(-1, -2)
+            frames = torch.fft.irfft(spec_tf.reshape(self.batch, self.n_frames, -1), n=self.stft.n_fft, dim=-1)
             self._overlap_add(frames, out.view(self.batch, self.width), prev, alpha)
             return out
         x = self.analyze(sig)

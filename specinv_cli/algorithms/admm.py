@@ -57,7 +57,7 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     monitor, length, eps, z = prepare(mag, stft, init, length, monitor)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
-    if proj.fused(p_a) and not (torch.is_grad_enabled() and z.requires_grad):
+    if proj.fused(p_a, z):
         return _admm_fused(proj, p_a, z, n_iter, monitor, rho, length)
     u = proj.new_spec().zero_()
     x = p_a(z)  # a new tensor: the caller's init is never written

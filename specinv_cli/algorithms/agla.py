@@ -67,7 +67,7 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     d = c
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
-    if proj.fused(p_a) and not (torch.is_grad_enabled() and c.requires_grad):
+    if proj.fused(p_a, c):
         return _agla_fused(proj, p_a, c, n_iter, monitor, alpha, beta, gamma)
     a = proj.new_spec()
     owned = False  # c, t, d are the caller's init until the first iteration has replaced them

@@ -49,10 +49,6 @@ def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
 __all__ = ["dm", "raar"]
 
 
-def _fused(proj, p_a, x) -> bool:
-    return proj.fused(p_a) and not (torch.is_grad_enabled() and x.requires_grad)
-
-
 def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
     """``n_iter`` DM iterations on torch tensors; returns the last ``g`` and whether the
     monitor stopped the run."""
@@ -135,7 +131,7 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
     if n_dm > 0:
         proj = stft.projector(mag.shape, length)
         p_a = MagnitudeProjection(mag, eps)
-        if beta == 1 and _fused(proj, p_a, x):  # DM at beta = 1 is RAAR at beta = 1
+        if beta == 1 and proj.fused(p_a, x):  # DM at beta = 1 is RAAR at beta = 1
             g, stopped = _raar_fused(proj, p_a, x, n_dm, monitor, 1.0)
         else:
             g, stopped = _dm_loop(proj, p_a, x, n_dm, monitor, beta)
@@ -175,7 +171,7 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         return stft.inverse(magnitude_projection(mag, x, eps), length)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
-    if _fused(proj, p_a, x):
+    if proj.fused(p_a, x):
         g, _ = _raar_fused(proj, p_a, x, n_iter, monitor, beta)
         return stft.inverse(magnitude_projection(mag, g, eps), length)
     c = proj.project(x)
