@@ -25,7 +25,7 @@ def test_batch_matches_one_by_one(name, kernels):
     mags = torch.stack([excerpt_magnitude(SPEECH)[:, :150], excerpt_magnitude(GUITAR)[:, :150]]).to(torch.float64)
     length = op.default_length(150)
     init = mags * random_phase(mags.shape, torch.Generator().manual_seed(1), dtype=torch.complex128)
-    fn, kw = REGISTRY[name].load(), {**FAMILY[name], "dm_iters": 10} if name == "dm" else FAMILY[name]
+    fn, kw = REGISTRY[name].load(), FAMILY[name]
     both = fn(mags[None], op, n_iter=20, init=init[None], length=length, **kw)[0]  # two leading dims
     assert both.shape == (2, length) and both.dtype == torch.float64
     for k in range(2):
