@@ -1,7 +1,14 @@
 """Audio -> spectrograms in ``invert``'s conventions, and the evaluation metrics. No click here.
 
-- :func:`load_audio` reads anything soundfile reads, mixes down to mono (or picks a channel) and
-  resamples (librosa, soxr) to the settings' rate.
+- :func:`read_audio` reads anything soundfile reads as it is (``[C, L]`` and its rate);
+  :func:`load_audio` mixes down to mono (or picks a channel) and resamples (librosa, soxr) to the
+  settings' rate, as ``specinv stft`` does to make a spectrogram.
+- :func:`check_comparison` is the one gate every comparison of audio with a target spectrogram or
+  a reference recording goes through (:func:`evaluate`, ``plot``, ``report``): it refuses
+  (:class:`ComparisonError`) a length the target's framing does not explain (more than one
+  window apart), a sample rate other than the settings', and more than one channel, unless the
+  caller asks deliberately (:class:`CompareOptions`: ``truncate``, ``resample``, ``channel``,
+  ``mixdown``), which is then noted.
 - :func:`analyze` computes the spectrogram ``invert`` decodes with the same settings: the
   :class:`~specinv_cli.dsp.STFT` magnitude as ``kind`` (magnitude/power/db/log), or the mel
   features :func:`specinv_cli.mel.encode` gives (compression, normalisation), in the preset's layout.
@@ -20,6 +27,15 @@ Example
 >>> ev = evaluate(x, 22050, interpret(spec), cfg)
 >>> ev.metrics["sc"] < -100                       # the signal itself: SC at the float floor
 True
+>>> try:                                          # half of it: its length does not fit the target
+...     evaluate(x[:11025], 22050, interpret(spec), cfg)
+... except ComparisonError as e:
+...     print(e)
+11025 samples (0.50 s), but the target implies 22016 samples (1.00 s: 87 frames, hop 256): more than one window (1024 samples) apart; is it the right target? Cut or pad it to the target deliberately with `truncate`
+>>> ev = evaluate(x[:11025], 22050, interpret(spec), cfg, options=CompareOptions(truncate=True))
+>>> print(ev.notes[0]); ev.adjusted
+zero-padded from 11025 samples (0.50 s) to the target's 22016 samples (1.00 s) (`truncate`)
+{'output': {'truncated': [11025, 22016]}}
 """
 from __future__ import annotations
 
@@ -32,9 +48,9 @@ import numpy as np
 
 from .spectrogram import InputError
 
-__all__ = ["SPEC_KINDS", "audio_suffixes", "is_audio_file", "load_audio", "resample", "analyze",
-           "save_array", "atomic_write", "Evaluation", "evaluate", "lsd", "summarize", "METRIC_INFO",
-           "LSD_FLOOR_DB"]
+__all__ = ["SPEC_KINDS", "audio_suffixes", "is_audio_file", "read_audio", "load_audio", "resample", "analyze",
+           "save_array", "atomic_write", "CompareOptions", "ComparisonError", "Checked", "check_comparison",
+           "implied_length", "Evaluation", "evaluate", "lsd", "summarize", "METRIC_INFO", "LSD_FLOOR_DB"]
 
 #: What ``specinv stft --kind`` writes for linear spectrograms (``invert --input-kind`` reads them).
 SPEC_KINDS = ("magnitude", "power", "db", "log")
@@ -112,13 +128,11 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
                             res_type="soxr_hq").astype(np.float32)
 
 
-def load_audio(path, sample_rate: int | None = None, channel: int | None = None):
-    """Read an audio file as float32 mono ``[L]``: ``(audio, rate)``.
+def read_audio(path):
+    """Read an audio file as it is: ``(audio [C, L] float32, rate)``, no mix-down, no resampling.
 
-    Multichannel files are averaged (or ``channel``, 0-based, is taken); with ``sample_rate`` the
-    audio is resampled to it. Raises :class:`InputError` naming the file (missing, unreadable,
-    not audio, no samples, no such channel).
-    """
+    Raises :class:`InputError` naming the file (missing, unreadable, not audio, no samples,
+    non-finite samples)."""
     import soundfile as sf
 
     name = str(path)
@@ -134,15 +148,28 @@ def load_audio(path, sample_rate: int | None = None, channel: int | None = None)
         raise InputError(name, f"cannot read: {e.strerror or e}") from None
     if data.shape[0] == 0:
         raise InputError(name, "holds no samples")
+    if not np.all(np.isfinite(data)):
+        raise InputError(name, f"contains {int((~np.isfinite(data)).sum())} NaN or infinite sample(s)")
+    return np.ascontiguousarray(data.T), int(sr)
+
+
+def load_audio(path, sample_rate: int | None = None, channel: int | None = None):
+    """Read an audio file as float32 mono ``[L]``: ``(audio, rate)``, to make a spectrogram of it.
+
+    Multichannel files are averaged (or ``channel``, 0-based, is taken); with ``sample_rate`` the
+    audio is resampled to it. Raises :class:`InputError` naming the file (missing, unreadable,
+    not audio, no samples, no such channel). Comparisons do not use this silent conversion: they
+    read with :func:`read_audio` and go through :func:`check_comparison`.
+    """
+    name = str(path)
+    data, sr = read_audio(path)
     if channel is not None:
-        if not 0 <= channel < data.shape[1]:
-            raise InputError(name, f"has {data.shape[1]} channel(s); --channel {channel} does not exist "
+        if not 0 <= channel < data.shape[0]:
+            raise InputError(name, f"has {data.shape[0]} channel(s); `channel` {channel} does not exist "
                                    f"(channels are numbered from 0)")
-        audio = data[:, channel]
+        audio = data[channel]
     else:
-        audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(audio)):
-        raise InputError(name, f"contains {int((~np.isfinite(audio)).sum())} NaN or infinite sample(s)")
+        audio = data.mean(axis=0) if data.shape[0] > 1 else data[0]
     if sample_rate is not None and int(sample_rate) != int(sr):
         audio, sr = resample(audio, sr, sample_rate), int(sample_rate)
     return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
@@ -211,15 +238,195 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
     return out.to(torch.float32).contiguous().numpy()
 
 
+# --- comparisons --------------------------------------------------------------------------
+class ComparisonError(InputError):
+    """A comparison that cannot be right (length, sample rate or channels), refused by
+    :func:`check_comparison`; the message names the file, both values and the deliberate option."""
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """What a comparison may do deliberately instead of refusing (see :func:`check_comparison`).
+
+    truncate : cut or zero-pad audio whose length the target's framing does not explain to the
+        target's length (against a reference recording: both to the shorter).
+    resample : resample audio whose rate is not the settings' ``sample_rate`` (soxr).
+    channel : take this channel (0-based) of multichannel audio (mono audio is used as it is).
+    mixdown : average the channels of multichannel audio.
+    """
+
+    truncate: bool = False
+    resample: bool = False
+    channel: int | None = None
+    mixdown: bool = False
+
+    def __post_init__(self):
+        if self.channel is not None and self.mixdown:
+            raise ValueError("`channel` and `mixdown` exclude each other: take one channel or mix them down")
+        if self.channel is not None and int(self.channel) < 0:
+            raise ValueError(f"`channel` must be >= 0 (channels are numbered from 0), got {self.channel}")
+
+
+@dataclass
+class Checked:
+    """What :func:`check_comparison` returns.
+
+    ``audio``: the output ``[L]`` float32 at the settings' rate, cut or padded to the target's
+    length when ``truncate`` had to act (else as it is: up to one window of framing slack);
+    ``pair``: ``(output, reference)`` cut to a common length for LSD/PESQ/STOI (``None`` without
+    a reference); ``notes``: what was done deliberately; ``adjusted``: the same as data, e.g.
+    ``{"output": {"resampled": [16000, 22050], "truncated": [238140, 31488]},
+    "reference": {"mixdown": 2}, "reference_cut": {"output": N, "reference": M, "to": K}}``.
+    """
+
+    audio: np.ndarray
+    pair: tuple | None = None
+    notes: list = field(default_factory=list)
+    adjusted: dict = field(default_factory=dict)
+
+
+def _samples(n: int, sr: int, inner: bool = False) -> str:
+    """``1000 samples (0.05 s)``; ``inner``: ``1000 samples, 0.05 s`` (to go inside parentheses)."""
+    return f"{n} samples, {n / sr:.2f} s" if inner else f"{n} samples ({n / sr:.2f} s)"
+
+
+def implied_length(cfg, n_frames: int) -> int:
+    """Samples a signal of ``n_frames`` frames with ``cfg``'s framing has:
+    :meth:`specinv_cli.dsp.STFT.default_length` (``(T - 1) * hop`` for centred frames,
+    ``n_fft + (T - 1) * hop - 2 * pad`` otherwise), what ``invert`` writes without ``length``."""
+    from .dsp import STFT
+
+    return int(STFT(cfg).default_length(int(n_frames)))
+
+
+def _conform(audio, sr, cfg, opts: CompareOptions, source, adjusted: dict, notes: list, who: str):
+    """``audio`` ([L] or [C, L]) as float32 mono [L] at ``cfg.sample_rate``, or a refusal."""
+    a = np.asarray(audio, dtype=np.float32)
+    if a.ndim == 1:
+        a = a[None]
+    elif a.ndim != 2:
+        raise ComparisonError(source, f"audio of shape {tuple(a.shape)}: expected [samples] or [channels, samples]")
+    n_ch, n = a.shape
+    if n == 0:
+        raise InputError(source, "holds no samples")
+    if n_ch > n:
+        raise ComparisonError(source, f"audio of shape {tuple(a.shape)} reads as {n_ch} channels of {n} sample(s); "
+                                      f"pass [samples] or [channels, samples]")
+    if n_ch > 1:
+        if opts.channel is not None:
+            if opts.channel >= n_ch:
+                raise ComparisonError(source, f"has {n_ch} channels; `channel` {opts.channel} does not exist "
+                                              f"(channels are numbered from 0)")
+            a = a[opts.channel]
+            adjusted["channel"] = int(opts.channel)
+            notes.append(f"{who}channel {opts.channel} of {n_ch} taken (`channel`)")
+        elif opts.mixdown:
+            a = a.mean(axis=0)
+            adjusted["mixdown"] = int(n_ch)
+            notes.append(f"{who}mixed down from {n_ch} channels (`mixdown`)")
+        else:
+            raise ComparisonError(source, f"has {n_ch} channels, but a comparison takes one: choose one with "
+                                          f"`channel` N (0-based) or mix them down deliberately with `mixdown`")
+    else:
+        a = a[0]
+    sr, want = int(cfg.sample_rate if sr is None else sr), int(cfg.sample_rate)
+    if sr != want:
+        if not opts.resample:
+            hint = "give the settings this file's rate, or " if not who else ""  # the output's rate may be right
+            raise ComparisonError(source, f"sample rate {sr} Hz, but the settings' `sample_rate` is {want} Hz; "
+                                          f"{hint}resample it deliberately with `resample`")
+        a = resample(a, sr, want)
+        adjusted["resampled"] = [sr, want]
+        notes.append(f"{who}resampled from {sr} Hz to the settings' {want} Hz (`resample`)")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def check_comparison(audio, sample_rate: int, cfg, *, n_frames: int | None = None, reference=None,
+                     reference_rate: int | None = None, options: CompareOptions | None = None,
+                     source: str | None = None, target_source: str | None = None,
+                     reference_source: str | None = None, role: str = "output") -> Checked:
+    """The one check before audio is compared with a target spectrogram or a reference recording.
+
+    Parameters
+    ----------
+    audio : the output, ``[L]`` or ``[C, L]`` (channels first, as :func:`read_audio` gives) at
+        ``sample_rate`` Hz.
+    cfg : the settings the target was made with (``with_bins`` applied): its ``sample_rate`` is
+        the rate compared at, its framing gives the target's length and the tolerance, one window
+        (``win_length``, else ``n_fft``).
+    n_frames : the target's frames ``T``; its length is :func:`implied_length`.
+    reference : the original recording ``[L']`` or ``[C, L']`` at ``reference_rate`` (default
+        ``sample_rate``), for LSD/PESQ/STOI.
+    options : :class:`CompareOptions`, what may be done deliberately instead of refusing.
+    source, target_source, reference_source : file names for the messages.
+    role : what ``audio`` is, in the notes (``output``; ``reference`` when a recording is checked
+        before its spectrogram becomes the target).
+
+    Raises :class:`ComparisonError` (an :class:`InputError`) naming the file and both values:
+    more than one channel (unless ``channel``/``mixdown``); a sample rate other than
+    ``cfg.sample_rate`` (unless ``resample``); a length more than one window from the target's
+    (unless ``truncate``: cut or zero-padded to it) or from the reference's (unless ``truncate``:
+    both cut to the shorter). The rules apply to the reference as to the output.
+    """
+    opts = options or CompareOptions()
+    sr = int(cfg.sample_rate)
+    notes: list = []
+    out_adj: dict = {}
+    who = "" if role == "output" else f"{role}: "  # notes on the output need no prefix
+    x = _conform(audio, sample_rate, cfg, opts, source, out_adj, notes, who)
+    n = int(x.shape[-1])
+    win = int(cfg.effective_win_length)
+    fitted = x
+    if n_frames is not None:
+        m = implied_length(cfg, n_frames)
+        if abs(n - m) > win:
+            tname = f"the target {target_source}" if target_source else "the target"
+            if not opts.truncate:
+                raise ComparisonError(source, f"{_samples(n, sr)}, but {tname} implies {m} samples "
+                                              f"({m / sr:.2f} s: {n_frames} frames, hop {cfg.hop_length}): more "
+                                              f"than one window ({win} samples) apart; is it the right target? Cut "
+                                              f"or pad it to the target deliberately with `truncate`")
+            m = max(m, 1)
+            fitted = x[:m] if n >= m else np.pad(x, (0, m - n))
+            out_adj["truncated"] = [n, m]
+            notes.append(f"{who}{'cut' if n >= m else 'zero-padded'} from {_samples(n, sr)} to the target's "
+                         f"{_samples(m, sr)} (`truncate`)")
+    adjusted = {role: out_adj} if out_adj else {}
+    pair = None
+    if reference is not None:
+        ref_adj: dict = {}
+        rsr = sample_rate if reference_rate is None else reference_rate
+        r = _conform(reference, rsr, cfg, opts, reference_source, ref_adj, notes, "reference: ")
+        nr = int(r.shape[-1])
+        k = min(n, nr)
+        if abs(n - nr) > win:
+            rname = f"the reference {reference_source}" if reference_source else "the reference"
+            if not opts.truncate:
+                raise ComparisonError(source, f"{_samples(n, sr)}, but {rname} has {_samples(nr, sr)}: more than "
+                                              f"one window ({win} samples) apart; is it the right reference? Cut "
+                                              f"both to the shorter deliberately with `truncate`")
+            adjusted["reference_cut"] = {"output": n, "reference": nr, "to": k}
+            notes.append(f"output ({_samples(n, sr, inner=True)}) and reference "
+                         f"({_samples(nr, sr, inner=True)}) both cut to {k} samples (`truncate`)")
+        if ref_adj:
+            adjusted["reference"] = ref_adj
+        pair = (x[:k], r[:k])
+    return Checked(fitted, pair, notes, adjusted)
+
+
 # --- evaluation ---------------------------------------------------------------------------
 @dataclass
 class Evaluation:
     """What :func:`evaluate` returns: ``metrics`` (name -> float), the ``domain`` of SC/SNR/SER
-    (``linear`` or ``mel``) and ``notes`` (metrics left out and why, resampling done)."""
+    (``linear`` or ``mel``), ``notes`` (metrics left out and why, what was done deliberately),
+    ``adjusted`` (:attr:`Checked.adjusted`) and ``audio``, the output as compared with the target
+    (``[L]`` at the settings' rate)."""
 
     metrics: dict
     domain: str = "linear"
     notes: list = field(default_factory=list)
+    adjusted: dict = field(default_factory=dict)
+    audio: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def lsd(est, ref, cfg, floor_db: float = LSD_FLOOR_DB) -> float:
@@ -276,13 +483,14 @@ def _stoi(est, ref, sr):
 
 
 def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_rate: int | None = None,
-             scale_invariant: bool = False, perceptual: bool = True, source: str | None = None) -> Evaluation:
+             scale_invariant: bool = False, perceptual: bool = True, options: CompareOptions | None = None,
+             source: str | None = None, target_source: str | None = None,
+             reference_source: str | None = None) -> Evaluation:
     """Score a waveform against the spectrogram it was reconstructed from.
 
     Parameters
     ----------
-    audio : ``[L]`` waveform (e.g. ``specinv invert``'s output) at ``sample_rate``; resampled to
-        ``cfg.sample_rate`` if different (noted).
+    audio : ``[L]`` (or ``[C, L]``) waveform, e.g. ``specinv invert``'s output, at ``sample_rate``.
     target : a :class:`~specinv_cli.spectrogram.Target` of one item ``[F, T]`` (``load_spectrogram``):
         a linear magnitude, or mel features (``mel_features``), decoded with ``cfg``.
     cfg : the settings the target was made with (those given to ``invert``).
@@ -292,6 +500,12 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
     scale_invariant : SC/SER after the least-squares gain ``g = <S_hat, S> / <S_hat, S_hat>``
         (the gain is reported as ``gain``). Off by default: SC is scale-sensitive, and a WAV that
         ``invert`` peak-normalised (its peak exceeded full scale) is measured as written.
+    options : :class:`CompareOptions`. Audio and reference go through :func:`check_comparison`
+        first: a length more than one window from what the target's frames imply (or from the
+        reference's), a rate other than ``cfg.sample_rate`` or more than one channel is refused
+        (:class:`ComparisonError`) unless ``options`` asks for ``truncate``, ``resample``,
+        ``channel`` or ``mixdown``.
+    source, target_source, reference_source : file names for the messages.
 
     SC/SNR/SER are those of :mod:`specinv_cli.metrics` between ``|STFT(audio)|`` cut or padded to
     the target's ``T`` frames and the target magnitude, or, for mel features, between
@@ -303,19 +517,16 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
     from .dsp import STFT
     from .metrics import compute
 
-    notes = []
-    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
-    if audio.size == 0:
-        raise InputError(source, "holds no samples")
-    if int(sample_rate) != int(cfg.sample_rate):
-        notes.append(f"resampled from {sample_rate} Hz to the settings' {cfg.sample_rate} Hz")
-        audio = resample(audio, sample_rate, cfg.sample_rate)
     if target.mag.dim() != 2:
         raise ValueError(f"evaluate takes one item [F, T], got shape {tuple(target.mag.shape)}")
-    cfg = cfg.with_bins(target.mag.shape[-2], source or "target")
-    stft = STFT(cfg, dtype=torch.float64)
+    cfg = cfg.with_bins(target.mag.shape[-2], target_source or source or "target")
     n_frames = target.mag.shape[-1]
-    x = torch.from_numpy(audio.astype(np.float64))
+    chk = check_comparison(audio, sample_rate, cfg, n_frames=n_frames, reference=reference,
+                           reference_rate=reference_rate, options=options, source=source,
+                           target_source=target_source, reference_source=reference_source)
+    notes = list(chk.notes)
+    stft = STFT(cfg, dtype=torch.float64)
+    x = torch.from_numpy(chk.audio.astype(np.float64))
     try:
         est = spectrogram_of(x, stft, n_frames)
     except ValueError as e:
@@ -336,25 +547,18 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
         est = est * g
         metrics["gain"] = g
     metrics.update({k: float(v) for k, v in compute(est, ref).items()})
-    if reference is not None:
-        rsr = int(reference_rate or sample_rate)
-        ref_audio = np.asarray(reference, dtype=np.float32).reshape(-1)
-        if rsr != int(cfg.sample_rate):
-            ref_audio = resample(ref_audio, rsr, cfg.sample_rate)
-        n = min(len(audio), len(ref_audio))
-        if abs(len(audio) - len(ref_audio)) > cfg.hop_length:
-            notes.append(f"output ({len(audio)} samples) and reference ({len(ref_audio)}) differ in length; "
-                         f"both cut to {n}")
+    if chk.pair is not None:
+        out_audio, ref_audio = chk.pair
         lin = cfg.replace(n_mels=None) if cfg.is_mel else cfg
-        metrics["lsd"] = lsd(audio[:n], ref_audio[:n], lin)
+        metrics["lsd"] = lsd(out_audio, ref_audio, lin)
         if perceptual:
             for name, fn in (("pesq", _pesq), ("stoi", _stoi)):
-                v, why = fn(audio[:n], ref_audio[:n], cfg.sample_rate)
+                v, why = fn(out_audio, ref_audio, cfg.sample_rate)
                 if v is None:
                     notes.append(why)
                 else:
                     metrics[name] = v
-    return Evaluation(metrics, domain, notes)
+    return Evaluation(metrics, domain, notes, chk.adjusted, chk.audio)
 
 
 def summarize(rows: list[dict], names=None) -> dict:

@@ -26,26 +26,30 @@ from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHO
 from .config import STFTConfig
 from .dsp import STFT, fit_frames, jit_scope
 from .metrics import compute
+from .errors import InversionError, SpecinvError
 from .spectrogram import InputError, Target, interpret
 
-__all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "DeviceError", "spectrogram_of", "estimate_memory",
-           "available_memory"]
+__all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "DeviceError", "InversionError",
+           "spectrogram_of", "estimate_memory", "available_memory", "output_problems"]
 
 #: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
 DEFAULT_REFINE = 50
 
 
-def default_refine(config: STFTConfig, method: str) -> int:
-    """``refine`` when not given: :data:`DEFAULT_REFINE` L-BFGS steps for a mel cascade (an
-    iterative method other than ``lbfgs`` on mel settings), else 0."""
+def default_refine(config: STFTConfig, method: str, n_iter: int = 100) -> int:
+    """``refine`` when not given: for a mel cascade (an iterative method other than ``lbfgs``
+    on mel settings) :data:`DEFAULT_REFINE` L-BFGS steps, but never more than half of
+    ``n_iter`` (so the default fits any iteration count); else 0."""
     m = get_method(method)
-    return DEFAULT_REFINE if config.is_mel and m.iterative and m.name != "lbfgs" else 0
+    if not (config.is_mel and m.iterative and m.name != "lbfgs"):
+        return 0
+    return min(DEFAULT_REFINE, max(int(n_iter), 0) // 2)
 
 
 PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
 
 
-class DeviceError(ValueError):
+class DeviceError(SpecinvError, ValueError):
     """A device that cannot be used here (e.g. CUDA without a GPU)."""
 
 
@@ -53,9 +57,15 @@ class DeviceError(ValueError):
 class InversionResult:
     """What :func:`invert` returns.
 
-    ``audio`` is ``[..., length]`` float32 on the CPU (batch dims of the input kept);
-    ``metrics`` maps ``sc``/``snr``/``ser`` to per-item tensors of the batch shape, computed on
-    ``audio`` against the target magnitude; ``history`` holds the metrics at each evaluation.
+    ``audio`` is ``[..., length]`` on the CPU in the input's float dtype (float64 for a float64
+    input, else float32), batch dims of the input kept; ``metrics`` maps ``sc``/``snr``/``ser``
+    to per-item tensors of the batch shape, computed on ``audio`` exactly as returned, against
+    the target (the mel for mel input). ``history`` holds the metrics at each evaluation
+    (every ``eval_every`` iterations) when ``history=True``, a ``callback`` or a ``tol`` was
+    given, else it is empty. ``config`` is the settings used, ``inferred`` what of them was
+    inferred from the data rather than given (e.g. ``{"n_fft": "1024 (from 513 bins)"}``).
+    ``failures`` has one entry per item (flattened batch order): ``None``, or why that item's
+    audio is unusable (with ``errors="report"``; ``"raise"`` raises instead).
     """
 
     audio: torch.Tensor
@@ -72,6 +82,8 @@ class InversionResult:
     domain: str = "linear"
     #: For a ragged batch (``frames=``): each item's own length; ``audio[b, :lengths[b]]``.
     lengths: list[int] | None = None
+    inferred: dict[str, str] = field(default_factory=dict)
+    failures: list[str | None] = field(default_factory=list)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -84,10 +96,10 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise DeviceError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but no CUDA device is available "
-                              "(torch.cuda.is_available() is False); use --device cpu or auto")
+            raise DeviceError("`device` cuda was asked for but no CUDA device is available "
+                              "(torch.cuda.is_available() is False); use `device` cpu or auto")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present")
+            raise DeviceError(f"`device` {device}: only {torch.cuda.device_count()} CUDA device(s) present")
     elif dev.type != "cpu":
         raise DeviceError(f"unsupported device {device!r}; use auto, cpu, cuda or cuda:N")
     return dev
@@ -165,7 +177,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
            seed: int | None = 0, tol: float = 0.0, eval_every: int = 10,
            callback: Callable[[Progress], None] | None = None, source: str | None = None,
            refine: int | None = None, nnls_iters: int = 100, frames: Sequence[int] | None = None,
-           **options: Any) -> InversionResult:
+           history: bool = False, errors: str = "raise", **options: Any) -> InversionResult:
     """Invert a spectrogram ``[..., F, T]`` (linear or mel) to audio with a registered method.
 
     Parameters
@@ -173,7 +185,10 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     spec : numpy array or torch tensor (or a :class:`~specinv_cli.spectrogram.Target`).
     method : a name from ``specinv methods``; default ``dm`` (difference map then AGLA) for
         linear input, ``lbfgs`` (direct optimisation against the mel) for mel input.
-    config : STFT (and mel) settings; ``n_fft`` is inferred from the bins unless set explicitly.
+    config : STFT (and mel) settings. Every field the caller set is used as given (a
+        contradiction with the data is an error naming both numbers); unset ones are inferred
+        (:meth:`~specinv_cli.config.STFTConfig.infer`: ``n_fft`` from the bins, ``hop_length``
+        as ``win_length // 4``) and listed in ``result.inferred``.
         With mel settings, an input of ``n_mels`` bins is a model's mel features: it is decoded
         (``compression``, ``normalization``), mapped to a linear magnitude by non-negative least
         squares (``nnls_iters``), phase-retrieved with ``method``, and optionally refined.
@@ -191,14 +206,20 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     callback : receives :class:`~specinv_cli.algorithms.base.Progress` reports; metrics are in
         the input's domain (mel SC for mel input).
     refine : L-BFGS iterations on the waveform against the input itself (the mel for mel input),
-        taken from ``n_iter`` after ``method``; ``None``: :data:`DEFAULT_REFINE` for mel input,
-        0 for linear input.
+        taken from ``n_iter`` after ``method``; ``None``: :func:`default_refine` (for a mel
+        cascade :data:`DEFAULT_REFINE`, at most half of ``n_iter``; 0 for linear input).
     frames : for a batch ``[B, F, T_max]`` of spectrograms of different lengths, zero-padded
         after their ends: each item's own frame count. Each item is then inverted as it would be
         alone (up to float rounding; see :mod:`specinv_cli.ragged`): methods with
         ``Method.ragged`` only, no ``refine``, no ``length``. ``audio`` is ``[B, L_max]`` and
         ``result.lengths[b]`` says where item ``b`` ends.
-    **options : method options (e.g. ``alpha=0.99`` for ``fgla``).
+    history : record the metrics at each evaluation in ``result.history`` (also done when a
+        ``callback`` or ``tol`` is given); costs one STFT per evaluation.
+    errors : ``raise`` (default): an :class:`InversionError` when an item's audio is unusable
+        (non-finite samples: the iteration diverged; or silence from a non-silent target);
+        ``report``: return anyway, with the reasons in ``result.failures``.
+    **options : method options (e.g. ``alpha=0.99`` for ``fgla``), checked against their valid
+        ranges (options that make a method diverge are refused).
     """
     if method is not None:
         get_method(method).resolve_options(options)  # fail fast, before any work
@@ -212,13 +233,16 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         raise ValueError(f"eval_every must be >= 1, got {eval_every}")
     if length is not None and length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
+    if errors not in ("raise", "report"):
+        raise ValueError(f"errors must be raise or report, got {errors!r}")
     dev = resolve_device(device)
     real, cplx = PRECISIONS[precision]
 
     cfg0 = config or STFTConfig()
     target = spec if isinstance(spec, Target) else interpret(
         spec, input_kind, layout or cfg0.layout, source, n_mels=cfg0.n_mels)
-    cfg = cfg0.with_bins(target.mag.shape[-2], source or "input")
+    cfg, inferred = cfg0.infer(target.mag.shape[-2], source or "input")
+    inferred = {**target.inferred, **inferred}
     if target.mel_features and not cfg.is_mel:
         raise InputError(source, "mel features given but the settings have no n_mels")
 
@@ -249,13 +273,13 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
             raise (InputError(source, e.message) if e.source is None else e) from None
         if not bool(torch.isfinite(domain_target).all()):
             raise InputError(source, f"mel features overflow when decoded ({cfg.compression}, "
-                                     f"{cfg.normalization}); check --config/--compression")
+                                     f"{cfg.normalization}); check `config`/`compression`")
         mel_op = MelTransform(cfg, device=dev, dtype=real)
         empty = int((mel_op.fb.abs().sum(dim=-1) == 0).sum())
         if empty:  # too many bands for n_fft (or fmin/fmax too close): those bands carry nothing
             raise InputError(source, f"{empty} of the {cfg.n_mels} mel bands are empty with n_fft {cfg.n_fft} "
-                                     f"(fmin {cfg.fmin:g}, fmax {cfg.effective_fmax:g} Hz); check --n-mels, "
-                                     f"--n-fft, --fmin, --fmax or --config")
+                                     f"(fmin {cfg.fmin:g}, fmax {cfg.effective_fmax:g} Hz); check `n_mels`, "
+                                     f"`n_fft`, `fmin`, `fmax` or `config`")
         if mask is not None:  # padding is zero magnitude, not zero log-mel
             domain_target = domain_target * mask
         mag = mel_op.to_linear(domain_target, nnls_iters)
@@ -269,7 +293,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         mag = mag.to(device=dev, dtype=real)
         domain_target = mag
     if refine is None:
-        refine = default_refine(cfg, m.name)
+        refine = default_refine(cfg, m.name, n_iter)
     if refine < 0 or (m.iterative and refine > n_iter):
         raise ValueError(f"refine must be between 0 and the iterations ({n_iter}), got {refine}")
     n_phase = n_iter - refine if m.iterative else 0
@@ -285,7 +309,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         length = stft.default_length(n_frames)
         if length < 1:
             raise InputError(source, f"{n_frames} frame(s) give no samples with these settings (centred frames: "
-                                     f"(T - 1) * hop = {length}); give --length, or more frames")
+                                     f"(T - 1) * hop = {length}); give `length`, or more frames")
 
     phase = target.phase
     if phase is not None or init in ("spsi", "pghi"):
@@ -303,7 +327,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         phase = zero_phase(mag.shape, dev, cplx)
 
     total = n_phase + refine
-    monitor = Monitor(domain_target, total, eval_every, tol, callback)
+    monitor = Monitor(domain_target, total, eval_every, tol, callback, record=history)
     fn = m.load()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -322,7 +346,16 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
             audio = lbfgs(mag, stft, n_iter=refine, init=stft.forward(audio), length=length,
                           monitor=monitor.view(offset=n_phase), domain=mel_op,
                           domain_target=domain_target if mel_op is not None else None)
-        est = spectrogram_of(audio, stft, n_frames)
+        # the result in the input's dtype, scale undone; then its metrics, of exactly that
+        out_dtype = target.mag.dtype if target.mag.dtype in (torch.float32, torch.float64) else torch.float32
+        audio = audio.detach()
+        if scale is not None:  # undo _safe_scale
+            audio = audio.to(torch.float64) * scale.to(audio.device, torch.float64)[..., 0]
+        audio = audio.to("cpu", out_dtype)
+        measured = audio.to(dev, torch.float64 if scale is not None else real)
+        if scale is not None:  # back to the scaled target's level (SC is scale-invariant)
+            measured = measured / scale.to(dev, torch.float64)[..., 0]
+        est = spectrogram_of(measured.to(real), stft, n_frames)
         final = compute(mel_op(est) if mel_op is not None else est, domain_target)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
@@ -331,14 +364,35 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     iterations = monitor.iterations if m.iterative else 0
     if callback is not None:
         callback(Progress(iterations, monitor.n_iter, final, done=True))
-    audio = audio.detach().to("cpu", torch.float64 if scale is not None else torch.float32)
-    if scale is not None:  # undo _safe_scale (the metrics above are scale-invariant)
-        audio = (audio * scale.to("cpu", torch.float64)[..., 0]).to(torch.float32)
-    audio = torch.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
     lengths = list(stft.lengths) if frames is not None else None
+    failures = output_problems(audio, target.mag if not target.mel_features else domain_target)
+    if errors == "raise" and any(failures):
+        bad = [(i, f) for i, f in enumerate(failures) if f]
+        where = "" if len(failures) == 1 else f"item {bad[0][0]}{f' (and {len(bad) - 1} more)' if len(bad) > 1 else ''}: "
+        raise InversionError(f"{source + ': ' if source else ''}{where}{bad[0][1]}", failures)
     return InversionResult(audio, final, m.name, opts, iterations, seconds, str(dev), cfg,
                            monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear",
-                           lengths)
+                           lengths, inferred, failures)
+
+
+def output_problems(audio: torch.Tensor, target: torch.Tensor) -> list[str | None]:
+    """For each item of ``audio [..., L]`` (flattened batch order): ``None`` if usable, else why
+    not: non-finite samples (a diverged iteration), or all-zero samples while the item's target
+    ``[..., F, T]`` (same batch shape) is not silent."""
+    a = audio.reshape(-1, audio.shape[-1])
+    t = target.reshape(-1, *target.shape[-2:])
+    finite = torch.isfinite(a).all(dim=-1).tolist()
+    silent = (a == 0).all(dim=-1).tolist()
+    loud = (t.to(a.device) != 0).flatten(1).any(dim=-1).tolist()
+    out: list[str | None] = []
+    for fin, sil, lo in zip(finite, silent, loud):
+        if not fin:
+            out.append("the inversion diverged: the audio has non-finite samples (NaN or inf)")
+        elif sil and lo:
+            out.append("the inversion produced silence (all samples zero) from a non-silent target")
+        else:
+            out.append(None)
+    return out
 
 
 def _ragged_phase(mag, frames, init, cfg, seed, dev, real, cplx):

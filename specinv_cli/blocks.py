@@ -107,7 +107,7 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
     stft = STFT(config)
     out = np.zeros(stft.default_length(n_frames), dtype=np.float32)
     m = get_method(method or (DEFAULT_MEL_METHOD if config.is_mel else DEFAULT_METHOD))
-    refine = default_refine(config, m.name) if kwargs.get("refine") is None else kwargs["refine"]
+    refine = default_refine(config, m.name, kwargs.get("n_iter", 100)) if kwargs.get("refine") is None else kwargs["refine"]
     ragged = m.ragged and not refine and kwargs.get("tol", 0) == 0
     t0 = time.perf_counter()
     state = {"blocks": 0}
@@ -249,12 +249,18 @@ def streaming_metrics(audio: np.ndarray, mag: torch.Tensor, config, *, domain: s
         from .mel import MelTransform, decode
 
         mel_op = MelTransform(config)
+    if mel_op is None and not config.onesided:  # real signals: the upper half is redundant
+        mag = mag[: config.n_fft // 2 + 1]
     n_frames = mag.shape[-1]
+    # both sides divided by the target's peak: the metrics are unchanged, and squares of a
+    # 1e300 target do not overflow
+    s = float(mag.abs().max()) if mel_op is None else 1.0
+    s = s if 0 < s < float("inf") else 1.0
     acc = dict(ee=0.0, rr=0.0, dd=0.0, er=0.0)
     for a in range(0, n_frames, chunk):
         b = min(a + chunk, n_frames)
-        est = frames_of(audio, a, b).abs().to(torch.float64)
-        ref = mag[:, a:b].to(torch.float64)
+        est = frames_of(audio, a, b).abs().to(torch.float64) / s
+        ref = mag[:, a:b].to(torch.float64) / s
         if mel_op is not None:
             est = mel_op(est.to(torch.float32)).to(torch.float64)
             ref = decode(ref.to(torch.float32), config).to(torch.float64)

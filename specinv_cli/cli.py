@@ -79,12 +79,12 @@ def cli():
 @click.option("--tol", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop when the spectral loss changes by less than this fraction between evaluations (0 = run all iterations).")
 @settings_options
 @click.option("--input-kind", type=click.Choice(["magnitude", "power", "db", "log", "complex"]), default="magnitude", show_default=True, help="What the input holds: |X|, |X|^2, 20log10|X|, ln|X|, or complex X (also real [..., F, T, 2]).")
-@click.option("--refine", type=click.IntRange(min=0), default=None, help="L-BFGS iterations on the waveform against the input (the mel for mel input), taken from --iters [mel input: 50; linear: 0].")
+@click.option("--refine", type=click.IntRange(min=0), default=None, help="L-BFGS iterations on the waveform against the input (the mel for mel input), taken from --iters [mel input: 50, at most half of --iters; linear: 0].")
 @click.option("--nnls-iters", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of the mel -> linear non-negative least squares.")
 @click.option("--key", help="Array name in a .npz, or key in a .pt dict.")
 @click.option("--length", type=click.IntRange(min=1), help="Output length in samples [(T-1)*hop for centred frames].")
-@click.option("--subtype", type=click.Choice(["PCM_16", "PCM_24", "FLOAT"]), default="PCM_16", show_default=True, help="WAV sample format.")
-@click.option("--normalize", type=click.Choice(["peak", "none"]), default=None, help="peak: scale to a 0.99 peak; none: write as is. Default: scale only if the peak exceeds 1, with a warning.")
+@click.option("--subtype", type=click.Choice(["auto", "PCM_16", "PCM_24", "FLOAT"]), default="auto", show_default=True, help="WAV sample format. auto: PCM_16 when the audio fits full scale, else 32-bit FLOAT (said on stderr), so the level is never changed and nothing is clipped; PCM_16/PCM_24 clip beyond full scale (with a warning counting the samples).")
+@click.option("--normalize", type=click.Choice(["none", "peak"]), default="none", show_default=True, help="none: keep the level; peak: scale to a 0.99 peak (the JSON then has gain and sc_before_gain).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N (auto = cuda when available).")
 @click.option("--precision", type=click.Choice(["single", "double"]), default="single", show_default=True, help="float32/complex64 or float64/complex128.")
 @click.option("--metric", type=click.Choice(["sc", "snr", "ser"]), default="sc", show_default=True, help="Metric shown in the progress bars.")
@@ -124,7 +124,9 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     """
     from .progress import Reporter
 
-    rep = Reporter(quiet=quiet, metric=metric)
+    from .options import cli_words
+
+    rep = Reporter(quiet=quiet, metric=metric, words=cli_words)
     opts = {k: v for k, v in method_options.items() if v is not None}
     try:
         if method is not None:
@@ -178,6 +180,22 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
                                                    stats=stats, layout=layout))
     except ValueError as e:
         _usage(rep, str(e))
+    # every path the call reads; what it writes is checked against them before any work
+    reads = [e.path for e in entries if e.path != "-"]
+    reads += [p for p in (base_cfg.stats, config_name) if p and Path(p).is_file()]
+    if from_list and from_list != "-":
+        reads.append(from_list)
+    from .io import OutputError, check_destination
+
+    try:
+        if output and output != "-":
+            check_destination(output, reads)
+        if history_file is not None:
+            check_destination(history_file, reads + ([output] if output and output != "-" else []))
+            if output and output != "-" and Path(output).resolve() == Path(history_file).resolve():
+                raise OutputError(history_file, "is also the audio output (-o); give the history another name")
+    except OutputError as e:
+        _usage(rep, str(e))
     if output_dir:
         od = Path(output_dir)
         if not od.exists():
@@ -213,11 +231,12 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
 
     pipe = Pipeline(Settings(
         cfg=base_cfg, method=method, opts=opts, n_iter=n_iter, init=init, seed=seed, tol=tol, input_kind=input_kind,
-        key=key, length=length, subtype=subtype, normalize=normalize or "auto", device=dev, precision=precision,
+        key=key, length=length, subtype=subtype, normalize=normalize, device=dev, precision=precision,
         eval_every=eval_every, refine=refine, nnls_iters=nnls_iters, limit=limit, output=output,
         output_dir=output_dir, example=example, debug=debug, batch_size=batch_size, skip_existing=skip_existing,
         block=block, overlap=overlap, block_batch=4 if dev.type == "cuda" else 1,
-        history=history_file is not None), rep)
+        history=history_file is not None, reads=tuple(reads),
+        reserved=(history_file,) if history_file else ()), rep)
     counts = {"ok": 0, "error": 0, "skipped": 0}
     failed_inputs = set()
     t_start = time.perf_counter()

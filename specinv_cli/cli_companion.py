@@ -3,7 +3,14 @@
 The work is in :mod:`specinv_cli.analysis` (audio -> spectrogram, metrics), :mod:`specinv_cli.plot`
 and :mod:`specinv_cli.report`. numpy/torch/librosa/matplotlib are imported inside the commands so
 that ``specinv --help`` stays fast. Errors follow ``invert``: one ``error: <file>: <problem>`` line
-on stderr; exit 0 all done, 1 some items failed, 2 bad usage or nothing done, 130 interrupted.
+on stderr; exit 0 all done, 1 some items failed, 2 bad usage or nothing done, 130 interrupted. The
+library words its messages with parameter names in backticks (```truncate```); they are shown
+here as flags (``--truncate``, :func:`~specinv_cli.options.cli_words`).
+
+Comparisons (``eval``, ``plot -a``, ``report``) refuse what cannot be right (a length the
+target's framing does not explain, another sample rate, several channels: see
+:func:`specinv_cli.analysis.check_comparison`) unless a flag asks for it deliberately:
+``--truncate``, ``--resample``, ``--channel N``, ``--mixdown``.
 """
 from __future__ import annotations
 
@@ -14,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from .options import SETTING_DESTS, SETTINGS, settings_options
+from .options import SETTING_DESTS, SETTINGS, cli_words, settings_options
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -25,6 +32,23 @@ def _read_options(f):
                      default="magnitude", show_default=True,
                      help="What the spectrogram files hold (as 'invert --input-kind').")(f)
     return f
+
+
+def _compare_options(f):
+    """The deliberate choices of a comparison (analysis.CompareOptions); refused without them."""
+    f = click.option("--mixdown", is_flag=True, help="Average the channels of multichannel audio (noted) instead of refusing it.")(f)
+    f = click.option("--channel", type=click.IntRange(min=0), metavar="N", help="Take channel N (0-based) of multichannel audio instead of refusing it (mono files are used as they are).")(f)
+    f = click.option("--resample", is_flag=True, help="Resample audio whose sample rate is not the settings' (--sr, --config) to it (soxr; noted) instead of refusing it.")(f)
+    f = click.option("--truncate", is_flag=True, help="Cut or zero-pad audio whose length is more than one window from what the target's frames imply to the target's length (against a reference: both to the shorter), noted, instead of refusing it.")(f)
+    return f
+
+
+def _compare(run: "_Run", truncate, resample, channel, mixdown):
+    from .analysis import CompareOptions
+
+    if channel is not None and mixdown:
+        run.usage("--channel and --mixdown exclude each other: take one channel or mix them down")
+    return CompareOptions(truncate=truncate, resample=resample, channel=channel, mixdown=mixdown)
 
 
 def _common(f):
@@ -45,11 +69,12 @@ class _Run:
         self.failed = 0
 
     def usage(self, message: str):
-        self.rep.error(message)
+        self.rep.error(cli_words(message))
         sys.exit(EXIT_USAGE)
 
     def error(self, name, message: str, **rec):
         self.failed += 1
+        message = cli_words(message)
         self.rep.error(message)
         self.emit({"input": str(name), "status": "error", "error": message, **rec})
 
@@ -232,11 +257,12 @@ def _invert_flags(config_name, flags, kind, use_mel, cfg) -> str:
 @_read_options
 @settings_options
 @click.option("--scale-invariant", is_flag=True, help="SC/SER after the least-squares gain between output and target (reported as 'gain'); default: as written.")
+@_compare_options
 @click.option("--no-perceptual", is_flag=True, help="Skip PESQ and STOI even when installed.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per output on stdout, then a summary line (median, mean).")
 @_common
-def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, no_perceptual, as_json, quiet, debug,
-          config_name, **flags):
+def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, truncate, resample, channel, mixdown,
+          no_perceptual, as_json, quiet, debug, config_name, **flags):
     """Score reconstructions: SC/SNR/SER against the target, LSD/PESQ/STOI against the original.
 
     SC/SNR/SER are computed in the target's domain with the same settings as 'invert' (mel SC for
@@ -244,6 +270,11 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, no
     peak-normalised (its peak exceeded full scale) scores worse; --scale-invariant removes the gain.
     With folders, outputs are matched to targets and references by name and a table with the
     median and mean is printed (stdout; with --json one line per output and a summary line).
+
+    A comparison that cannot be right is refused (one error line, exit 2, or 1 when others were
+    scored): a length more than one window from what the target's frames imply (or from the
+    reference's), a sample rate other than the settings', more than one channel. --truncate,
+    --resample, --channel N and --mixdown do it deliberately, with a note.
 
     \b
     Examples:
@@ -255,7 +286,8 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, no
     if not outputs:
         run.usage("no output given; pass WAV files or folders to score")
     cfg = _config(run, config_name, flags)
-    from .analysis import (audio_suffixes, evaluate, index_by_stem, load_audio, load_target, match_stem,
+    options = _compare(run, truncate, resample, channel, mixdown)
+    from .analysis import (audio_suffixes, evaluate, index_by_stem, load_target, match_stem, read_audio,
                            spectrogram_suffixes, summarize)
     from .spectrogram import InputError
 
@@ -292,17 +324,20 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, no
                     run.rep.warning(f"{name}: no reference named {path.stem} in {reference}; LSD/PESQ/STOI left out")
             try:
                 tgt, tcfg = load_target(t_path, cfg, item=t_item, key=key, input_kind=input_kind)
-                audio, sr = load_audio(path)
-                ref = load_audio(r_path, tcfg.sample_rate)[0] if r_path is not None else None
-                ev = evaluate(audio, sr, tgt, tcfg, reference=ref, reference_rate=tcfg.sample_rate,
-                              scale_invariant=scale_invariant, perceptual=not no_perceptual, source=name)
+                audio, sr = read_audio(path)
+                ref, rsr = read_audio(r_path) if r_path is not None else (None, None)
+                ev = evaluate(audio, sr, tgt, tcfg, reference=ref, reference_rate=rsr,
+                              scale_invariant=scale_invariant, perceptual=not no_perceptual, options=options,
+                              source=name, target_source=str(t_path),
+                              reference_source=str(r_path) if r_path is not None else None)
             except InputError as e:
                 if debug:
                     raise
                 run.error(name, str(e) if e.source else f"{name}: {e}")
                 continue
             run.ok += 1
-            for n in ev.notes:
+            notes = [cli_words(n) for n in ev.notes]
+            for n in notes:
                 key_ = n.split(":")[0] if "left out" in n else n
                 if key_ not in notes_seen:
                     notes_seen.add(key_)
@@ -310,8 +345,10 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, no
             rec = {"output": name, "target": str(t_path), "item": t_item,
                    "reference": str(r_path) if r_path else None, "status": "ok", "domain": ev.domain,
                    **{k: round(v, 4) for k, v in ev.metrics.items()}}
-            if ev.notes:
-                rec["notes"] = ev.notes
+            if ev.adjusted:
+                rec["adjusted"] = ev.adjusted
+            if notes:
+                rec["notes"] = notes
             rows.append(rec)
             run.emit(rec)
     except KeyboardInterrupt:
@@ -371,17 +408,20 @@ def _eval_table(rows, summ):
 @click.option("--item", type=click.IntRange(min=0), help="Item of a batched SPEC [0 when it holds one].")
 @_read_options
 @settings_options
+@_compare_options
 @click.option("--top-db", type=click.FloatRange(min=1), default=80.0, show_default=True, help="Dynamic range of the spectrogram panels in dB.")
 @click.option("--title", help="Title of the figure.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object describing the figure on stdout.")
 @_common
 def plot(spec, output, audios, convergence, methods, histories, metric, n_iter, eval_every, init, seed, item, key,
-         input_kind, top_db, title, as_json, quiet, debug, config_name, **flags):
+         input_kind, truncate, resample, channel, mixdown, top_db, title, as_json, quiet, debug, config_name, **flags):
     """Draw spectrograms (target, reconstruction, difference) or convergence curves as a PNG.
 
     SPEC is a spectrogram file (read as 'invert' reads it, same flags) or an audio file (its
     spectrogram with these settings). Axes in seconds and Hz; needs matplotlib
-    (pip install 'specinv-cli[plot]').
+    (pip install 'specinv-cli[plot]'). Each --audio is compared as 'eval' compares: a length the
+    target's frames do not explain, another sample rate or several channels (in it or in an
+    audio SPEC) are refused unless --truncate, --resample, --channel N or --mixdown says so.
 
     \b
     Examples:
@@ -398,6 +438,7 @@ def plot(spec, output, audios, convergence, methods, histories, metric, n_iter, 
     except MissingMatplotlib as e:
         run.usage(str(e))
     cfg = _config(run, config_name, flags)
+    options = _compare(run, truncate, resample, channel, mixdown)
     if convergence and audios:
         run.usage("--audio draws spectrograms; --convergence draws curves: use one of them")
     if not convergence and (methods or histories):
@@ -405,13 +446,20 @@ def plot(spec, output, audios, convergence, methods, histories, metric, n_iter, 
     if spec is None and not (convergence and histories):
         run.usage("no spectrogram given; pass SPEC (a spectrogram or audio file)" +
                   (" or --history FILE.json" if convergence else ""))
-    from .analysis import analyze, is_audio_file, load_audio, load_target
+    from .analysis import analyze, check_comparison, is_audio_file, load_audio, load_target, read_audio
     from .io import OutputError
     from .spectrogram import InputError, interpret
 
-    def the_target():
+    spec_notes = []
+
+    def the_target(compared=False):
         if is_audio_file(spec):
-            audio, _ = load_audio(spec, cfg.sample_rate)
+            if compared:  # the recording the --audio files are compared with: the comparison's rules
+                chk = check_comparison(*read_audio(spec), cfg, options=options, source=spec, role=str(spec))
+                audio = chk.audio
+                spec_notes.extend(cli_words(n) for n in chk.notes)
+            else:  # a spectrogram of it, as 'specinv stft' makes it
+                audio, _ = load_audio(spec, cfg.sample_rate)
             tgt = interpret(analyze(audio, cfg, source=spec), "magnitude", cfg.layout, spec, n_mels=cfg.n_mels)
             return tgt, cfg.with_bins(tgt.mag.shape[-2], spec)
         return load_target(spec, cfg, item=item, key=key, input_kind=input_kind)
@@ -444,15 +492,24 @@ def plot(spec, output, audios, convergence, methods, histories, metric, n_iter, 
         else:
             from .plot import spectrogram_png
 
-            tgt, tcfg = the_target()
+            tgt, tcfg = the_target(compared=bool(audios))
             outs = []
             labels = _audio_labels([Path(a) for a in audios])
             for a, label in zip(audios, labels):
-                audio, sr = load_audio(a)
-                outs.append((label, audio, sr))
-            info = spectrogram_png(output, tgt, tcfg, outs, title=title or Path(spec).name, top_db=top_db)
+                audio, sr = read_audio(a)
+                outs.append((label, audio, sr, str(a)))
+            info = spectrogram_png(output, tgt, tcfg, outs, title=title or Path(spec).name, top_db=top_db,
+                                   options=options, target_source=str(spec))
             rec = {"output": str(output), "kind": "spectrogram", "panels": info["panels"],
-                   "sc": {lab: round(s, 4) for (lab, _, _), s in zip(outs, info["sc"])}}
+                   "sc": {o[0]: round(s, 4) for o, s in zip(outs, info["sc"])}}
+            adjusted = {o[0]: a for o, a in zip(outs, info["adjusted"]) if a}
+            notes = spec_notes + [cli_words(n) for n in info["notes"]]
+            if adjusted:
+                rec["adjusted"] = adjusted
+            if notes:
+                rec["notes"] = notes
+                for n in notes:
+                    run.rep.info(f"note: {n}")
     except (InputError, OutputError) as e:
         if debug:
             raise
@@ -499,13 +556,15 @@ def _label_curves(curves):
 @click.option("--link", is_flag=True, help="Link the audio by relative paths instead of embedding it (smaller page; keep the folders beside it).")
 @click.option("--title", help="Page title [specinv report: RUN_DIR].")
 @click.option("--no-images", is_flag=True, help="No spectrogram images (no matplotlib needed).")
+@click.option("--scale-invariant", is_flag=True, help="SC/SER after the least-squares gain between each output and its target (as 'eval --scale-invariant'); default: as written. The page says which.")
+@_compare_options
 @click.option("--no-perceptual", is_flag=True, help="Skip PESQ and STOI even when installed.")
 @_read_options
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print the per-method summary as JSON on stdout.")
 @_common
-def report(run_dir, output, targets, references, methods, link, title, no_images, no_perceptual, key, input_kind,
-           as_json, quiet, debug, config_name, **flags):
+def report(run_dir, output, targets, references, methods, link, title, no_images, scale_invariant, truncate, resample,
+           channel, mixdown, no_perceptual, key, input_kind, as_json, quiet, debug, config_name, **flags):
     """Write a self-contained HTML listening page for a folder of reconstructions.
 
     \b
@@ -515,8 +574,14 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
       RUN_DIR/<method>/<stem>.wav         one folder per method
     Per item: a player for the reference and for each method, spectrograms, metrics; on top a
     sortable table (SC/SNR/SER against the target, or the reference's spectrogram when there is
-    no target; LSD, PESQ, STOI against the reference). Audio and images are embedded (base64):
-    the page loads nothing from the network.
+    no target; LSD, PESQ, STOI against the reference), and which SC it shows (as written, or
+    --scale-invariant). Audio and images are embedded (base64): the page loads nothing from the
+    network.
+
+    Each output is compared as 'eval' compares it: a length the target's frames (or the
+    reference) do not explain, another sample rate or several channels are refused (an error
+    line each, noted on the page; exit 1, or 2 and no page when nothing could be scored) unless
+    --truncate, --resample, --channel N or --mixdown says so.
 
     \b
     Examples:
@@ -525,9 +590,10 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     """
     run = _Run(quiet, as_json)
     cfg = _config(run, config_name, flags)
+    options = _compare(run, truncate, resample, channel, mixdown)
     from .io import OutputError
     from .plot import MissingMatplotlib
-    from .report import build_report
+    from .report import NothingScored, build_report
     from .spectrogram import InputError
 
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
@@ -535,21 +601,32 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     try:
         info = build_report(run_dir, cfg, output, targets=targets, references=references, methods=names, link=link,
                             title=title, perceptual=not no_perceptual, images=not no_images, key=key,
-                            input_kind=input_kind,
-                            progress=lambda i, n, stem: run.rep.info(f"[{i + 1}/{n}] {stem}"))
+                            input_kind=input_kind, scale_invariant=scale_invariant, options=options,
+                            words=cli_words, progress=lambda i, n, stem: run.rep.info(f"[{i + 1}/{n}] {stem}"))
     except MissingMatplotlib as e:
         run.usage(f"{e} (or use --no-images)")
+    except NothingScored as e:  # every comparison refused: each said, no page
+        if debug:
+            raise
+        for msg in e.errors:
+            run.error(msg.split(": ", 1)[0], msg)
+        run.finish()
     except (InputError, OutputError) as e:
         if debug:
             raise
         run.usage(str(e))
     except KeyboardInterrupt:
         _interrupted(run)
+    for msg in info["errors"]:
+        run.error(msg.split(": ", 1)[0], msg)
+    run.ok = info["scored"]
     run.rep.info(f"wrote {output}: {info['items']} item(s), methods {', '.join(info['methods'])}, "
-                 f"{info['bytes'] / 1e6:.1f} MB")
+                 f"{info['bytes'] / 1e6:.1f} MB; SC {'scale-invariant' if scale_invariant else 'as written'}")
     run.emit({"output": str(output), "items": info["items"], "methods": info["methods"],
+              "scale_invariant": bool(scale_invariant), "scored": info["scored"], "failed": len(info["errors"]),
               "summary": {m: {k: {n: round(v, 4) for n, v in d.items()} for k, d in s.items()}
                           for m, s in info["summary"].items()}})
+    run.finish()
 
 
 def register(cli) -> None:

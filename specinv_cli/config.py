@@ -60,8 +60,7 @@ def canonical_window(name: str) -> str:
 
 
 
-class ConfigError(ValueError):
-    """Invalid settings or preset (the message names the source and the field)."""
+from .errors import ConfigError  # noqa: E402  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -127,11 +126,19 @@ class STFTConfig:
     ref_level_db: float = 20.0
     # --- input ---
     layout: str = "ft"
-    #: Fields set explicitly (by a chosen preset or a flag), as opposed to defaults; only
-    #: explicit values are checked against the input's bin count instead of being inferred.
-    explicit: frozenset = field(default=frozenset(), compare=False, repr=False)
+    #: Fields set explicitly (passed to the constructor, by a chosen preset or a flag), as
+    #: opposed to defaults; only explicit values are checked against the input's bin count,
+    #: the others are inferred (:meth:`infer`). ``None``: the fields the constructor was given.
+    explicit: frozenset | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
+        explicit = frozenset(self.explicit or ())
+        object.__setattr__(self, "explicit", explicit)
+        # unset framing follows n_fft, as in librosa: win_length = n_fft, hop = win_length // 4
+        if "win_length" not in explicit:
+            object.__setattr__(self, "win_length", None)
+        if "hop_length" not in explicit and isinstance(self.n_fft, int) and not isinstance(self.n_fft, bool):
+            object.__setattr__(self, "hop_length", max(1, self.effective_win_length // 4))
         self.validate()
 
     @property
@@ -225,38 +232,73 @@ class STFTConfig:
         return dataclasses.replace(self, **changes, explicit=frozenset(explicit))
 
     def with_bins(self, n_bins: int, source: str = "input") -> "STFTConfig":
-        """Settings matching a spectrogram of ``n_bins`` bins: infer ``n_fft`` or check it.
+        """Settings matching a spectrogram of ``n_bins`` bins (see :meth:`infer`)."""
+        return self.infer(n_bins, source)[0]
 
-        With mel settings, ``n_bins`` must be ``n_mels`` (a mel input) or ``n_fft // 2 + 1`` (a
-        linear one, returned with ``n_mels`` cleared)."""
+    def infer(self, n_bins: int, source: str = "input") -> tuple["STFTConfig", dict[str, str]]:
+        """``(settings, inferred)`` for a spectrogram of ``n_bins`` bins.
+
+        Fields the caller set (:attr:`explicit`) are used as given, and a contradiction with
+        the data is a :class:`ConfigError` naming both numbers; only unset fields are inferred:
+        ``n_fft`` from the bins (``2 (F - 1)``), then ``hop_length`` as ``win_length // 4``
+        (librosa's convention). ``inferred`` says, for each field or decision that was not
+        given, what was taken and why, e.g. ``{"n_fft": "1024 (from 513 bins)"}``; with mel
+        settings it has ``domain`` (``mel`` for ``n_mels`` bins, ``linear`` for
+        ``n_fft // 2 + 1``).
+
+        A bin count of a common mel size (64, 80, 100, 128) under linear settings whose
+        ``n_fft`` was not given is refused with a hint to use mel settings: those counts give
+        an n_fft no linear front-end uses (126, 158, 198, 254).
+
+        >>> cfg, how = STFTConfig().infer(1025)
+        >>> cfg.n_fft, cfg.hop_length, how["n_fft"], how["hop_length"]
+        (2048, 512, '2048 (from 1025 bins)', '512 (win_length/4, the default)')
+        """
+        notes: dict[str, str] = {}
         if self.is_mel:
             if n_bins == self.n_mels:
-                return self
+                notes["domain"] = f"mel ({n_bins} bins = n_mels)"
+                return self, {**self._derived_notes(), **notes}
             if n_bins == self.n_freqs:
-                return dataclasses.replace(self, n_mels=None)
+                notes["domain"] = f"linear ({n_bins} bins = n_fft/2+1, not n_mels {self.n_mels})"
+                return dataclasses.replace(self, n_mels=None), {**self._derived_notes(), **notes}
             raise ConfigError(
                 f"{source}: {n_bins} bins match neither n_mels {self.n_mels} (a mel spectrogram) nor "
-                f"n_fft/2+1 = {self.n_freqs} (a linear one) of these settings; check --config, --n-mels, "
-                f"--n-fft or --layout")
-        if n_bins == self.n_freqs:
-            return self
+                f"n_fft/2+1 = {self.n_freqs} (a linear one) of these settings; check `config`, `n_mels`, "
+                f"`n_fft` or `layout`")
+        if n_bins == self.n_freqs and ("n_fft" in self.explicit or n_bins not in MEL_SIZES):
+            if "n_fft" not in self.explicit:
+                notes["n_fft"] = f"{self.n_fft} (from {n_bins} bins)"
+            return self, {**notes, **self._derived_notes()}
+        mel_hint = (f"; {n_bins} is a common mel size: for a model's mel features use mel settings "
+                    f"(a preset in `config`, see 'specinv configs', or `n_mels` {n_bins})"
+                    if n_bins in MEL_SIZES else "")
         if "n_fft" in self.explicit:
             raise ConfigError(
-                f"{source}: {n_bins} frequency bins do not match n_fft {self.n_fft} "
+                f"{source}: {n_bins} frequency bins do not match `n_fft` {self.n_fft} "
                 f"(which gives {self.n_freqs} bins{'' if self.onesided else ', two-sided'}); "
-                f"drop --n-fft to infer it, or check --layout")
+                f"leave `n_fft` unset to infer it, or check `layout`{mel_hint}")
         n_fft = 2 * (n_bins - 1) if self.onesided else n_bins
+        if mel_hint:
+            raise ConfigError(f"{source}: {n_bins} bins would be a linear spectrogram of n_fft {n_fft}, which "
+                              f"no common front-end uses{mel_hint}; for a linear one, set `n_fft` {n_fft}")
         if n_fft < 2:
             raise ConfigError(f"{source}: {n_bins} frequency bin(s) is too few for a spectrogram")
         win = self.win_length if "win_length" in self.explicit else None
         if win is not None and win > n_fft:
-            raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than win_length {win}")
-        hop = self.hop_length
-        if hop > (win or n_fft):
-            if "hop_length" in self.explicit:
-                raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than hop_length {hop}")
-            hop = max(1, (win or n_fft) // 4)
-        return dataclasses.replace(self, n_fft=n_fft, win_length=win, hop_length=hop)
+            raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than `win_length` {win}")
+        if "hop_length" in self.explicit and self.hop_length > (win or n_fft):
+            raise ConfigError(f"{source}: {n_bins} bins give n_fft {n_fft}, smaller than `hop_length` "
+                              f"{self.hop_length}")
+        out = dataclasses.replace(self, n_fft=n_fft, win_length=win)  # hop re-derived unless explicit
+        notes["n_fft"] = f"{n_fft} (from {n_bins} bins{'' if self.onesided else ', two-sided'})"
+        return out, {**notes, **out._derived_notes()}
+
+    def _derived_notes(self) -> dict[str, str]:
+        """What :meth:`__post_init__` derived rather than took from the caller."""
+        if "hop_length" in self.explicit:
+            return {}
+        return {"hop_length": f"{self.hop_length} (win_length/4, the default)"}
 
     def to_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "explicit"}
@@ -286,6 +328,28 @@ class STFTConfig:
             raise ConfigError(str(e).replace("settings:", f"{source}:", 1)) from None
         cfg.validate(source)
         return cfg
+
+
+def _record_given(init):
+    """Wrap the dataclass ``__init__`` so that a config remembers which fields its caller set:
+    ``STFTConfig(n_fft=1024)`` has ``explicit == {"n_fft"}`` (copies pass ``explicit`` on)."""
+    import functools
+
+    names = [f.name for f in fields(STFTConfig)]
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("explicit") is None:
+            kwargs["explicit"] = frozenset(names[: len(args)]) | frozenset(k for k in kwargs if k != "explicit")
+        init(self, *args, **kwargs)
+
+    return __init__
+
+
+STFTConfig.__init__ = _record_given(STFTConfig.__init__)
+
+#: Bin counts of the mel front-ends in use (TTS, vocoders, music models).
+MEL_SIZES = (64, 80, 100, 128)
 
 
 def _toml_value(v: Any) -> str:

@@ -14,24 +14,27 @@ import tempfile
 import zipfile
 import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .errors import SpecinvError
 from .spectrogram import InputError, Target, interpret
 
 __all__ = ["SUFFIXES", "load_array", "peek_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
-           "OutputError", "prepare_audio", "atomic_output", "cleanup_temporaries"]
+           "OutputError", "EncodedAudio", "encode_audio", "check_destination", "atomic_output", "cleanup_temporaries"]
 
 SUFFIXES = (".npy", ".npz", ".pt", ".pth")
-SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
-NORMALIZE = ("auto", "peak", "none")
+#: ``auto``: PCM_16 when the audio fits full scale, else 32-bit float (see :func:`encode_audio`).
+SUBTYPES = ("auto", "PCM_16", "PCM_24", "FLOAT")
+NORMALIZE = ("none", "peak")
 _TMP_PREFIX = ".specinv-tmp-"
 #: Temporary files currently being written (removed on interrupt).
 _PENDING: set[str] = set()
 
 
-class OutputError(OSError):
+class OutputError(SpecinvError, OSError):
     """The output cannot be written (folder missing, not writable, disk full...)."""
 
     def __init__(self, path, message):
@@ -198,7 +201,7 @@ def _pick(mapping_keys, key, name, what):
         return keys[0]
     if not keys:
         raise InputError(name, f"contains no {what}s")
-    raise InputError(name, f"holds {len(keys)} {what}s ({', '.join(map(str, keys))}); choose one with --key")
+    raise InputError(name, f"holds {len(keys)} {what}s ({', '.join(map(str, keys))}); choose one with `key`")
 
 
 def load_array(path: str | os.PathLike, key: str | None = None):
@@ -220,7 +223,7 @@ def load_array(path: str | os.PathLike, key: str | None = None):
     try:
         if suffix == ".npy":
             if key is not None:
-                raise InputError(name, "--key applies to .npz and .pt files, not .npy")
+                raise InputError(name, "`key` applies to .npz and .pt files, not .npy")
             with open(p, "rb") as f:
                 return _load_npy_bytes(f, name)
         if suffix == ".npz":
@@ -267,7 +270,7 @@ def load_array(path: str | os.PathLike, key: str | None = None):
         if isinstance(obj, (list, tuple)):
             raise InputError(name, f"holds a {type(obj).__name__}, expected a tensor or a dict of tensors")
         if key is not None:
-            raise InputError(name, "--key given but the file holds a single tensor")
+            raise InputError(name, "`key` given but the file holds a single tensor")
         if not isinstance(obj, torch.Tensor):
             raise InputError(name, f"holds a {type(obj).__name__}, expected a tensor")
         return obj
@@ -300,29 +303,103 @@ def load_spectrogram(path, *, key: str | None = None, input_kind: str = "magnitu
 
 
 # --- audio output ---------------------------------------------------------------------------
-def prepare_audio(audio: np.ndarray, normalize: str = "auto", subtype: str = "PCM_16", *, inplace: bool = False):
-    """Apply the peak policy: returns ``(audio, gain, clipped_count)``.
+#: Full scale of the integer subtypes (a reader decodes ``q / FULL_SCALE``, as soundfile does).
+FULL_SCALE = {"PCM_16": 2 ** 15, "PCM_24": 2 ** 23}
+_F32_MAX = float(np.finfo(np.float32).max)
 
-    ``auto`` scales to a 0.99 peak only when the peak exceeds 1 (which integer formats would
-    clip); ``peak`` always scales to 0.99; ``none`` leaves the samples alone and reports how many
-    would be clipped by an integer subtype. ``inplace`` reuses a float32 ``audio``'s memory (hour-long
-    outputs); peaks and counts are taken in chunks so no full-size temporary is made.
+
+@dataclass
+class EncodedAudio:
+    """Audio ready to be written, and exactly what a reader will decode from the file.
+
+    ``samples`` is float32 ``[L]`` (or ``[C, L]``): the values a reader gets back (after the gain,
+    clipping and quantisation), for measuring what was written; ``data`` is what the writer
+    stores (int16 for PCM_16, int32 holding 24 bits in its top bytes for PCM_24, float32 for
+    FLOAT). ``peak`` is the largest ``|sample|`` after the gain and before clipping; ``clipped``
+    counts the samples beyond full scale; ``reason`` says why ``auto`` chose FLOAT.
+    """
+
+    data: np.ndarray
+    samples: np.ndarray
+    subtype: str
+    gain: float
+    peak: float
+    clipped: int
+    reason: str | None = None
+
+
+def _chunks(flat: np.ndarray, step: int = 1 << 20):
+    for i in range(0, flat.size, step):
+        yield flat[i:i + step]
+
+
+def encode_audio(audio, subtype: str = "auto", normalize: str = "none", *, inplace: bool = False) -> EncodedAudio:
+    """Apply the level and format policy to ``audio`` (float ``[L]`` or ``[C, L]``).
+
+    - ``normalize``: ``none`` (default) keeps the level; ``peak`` scales to a 0.99 peak.
+    - ``subtype``: ``auto`` (default) writes PCM_16 when the audio fits full scale, else 32-bit
+      FLOAT (which keeps any level; ``reason`` says why); also FLOAT when PCM_16 would round a
+      non-silent signal to silence. ``PCM_16``/``PCM_24`` clip what exceeds full scale (counted
+      in ``clipped``); ``FLOAT`` writes as is.
+
+    Quantisation is done here (round to nearest, then clip), so ``samples`` is what the file
+    holds. ``inplace`` reuses a writable float32 ``audio``'s memory (hour-long outputs).
+    Raises ``ValueError`` for non-finite samples, or a level no WAV can hold (float32 range).
+
+    >>> enc = encode_audio(np.array([0.5, -1.25, 0.25], dtype=np.float32))
+    >>> enc.subtype, enc.peak, enc.samples.tolist()
+    ('FLOAT', 1.25, [0.5, -1.25, 0.25])
+    >>> enc = encode_audio(np.array([0.5, -1.25, 0.25]), subtype="PCM_16")
+    >>> enc.clipped, enc.samples.tolist(), enc.data.dtype.name
+    (1, [0.5, -1.0, 0.25], 'int16')
     """
     if normalize not in NORMALIZE:
-        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}")
-    audio = np.asarray(audio, dtype=np.float32)
-    audio = np.nan_to_num(audio, copy=not (inplace and audio.flags.writeable), nan=0.0, posinf=0.0, neginf=0.0)
-    flat = audio.reshape(-1)
-    step = 1 << 20
-    peak = max((float(np.max(np.abs(flat[i:i + step]))) for i in range(0, flat.size, step)), default=0.0)
-    gain = 1.0
-    if peak > 0 and (normalize == "peak" or (normalize == "auto" and peak > 1.0)):
-        gain = 0.99 / peak
-        audio *= np.float32(gain)
+        raise ValueError(f"`normalize` must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
+    if subtype not in SUBTYPES:
+        raise ValueError(f"`subtype` must be one of {', '.join(SUBTYPES)}, got {subtype!r}")
+    a = np.asarray(audio)
+    if a.dtype.kind != "f":
+        a = a.astype(np.float32)
+    flat = a.reshape(-1)
+    peak = max((float(np.max(np.abs(c))) for c in _chunks(flat)), default=0.0)
+    if not np.isfinite(peak):
+        raise ValueError("the audio has non-finite samples (NaN or inf)")
+    gain = 0.99 / peak if normalize == "peak" and peak > 0 else 1.0
+    peak *= gain
+    if peak > _F32_MAX:
+        raise ValueError(f"its level (peak {peak:.3g}) is beyond what a WAV can hold (32-bit float, at most "
+                         f"{_F32_MAX:.3g}); `normalize` peak scales it to full scale")
+    if a.dtype == np.float32 and gain == 1.0:
+        x = a if inplace and a.flags.writeable and a.flags.c_contiguous else a.copy()
+    elif a.dtype == np.float32 and inplace and a.flags.writeable and a.flags.c_contiguous:
+        x = a
+        x *= np.float32(gain)
+    else:
+        x = (a * gain).astype(np.float32) if gain != 1.0 else a.astype(np.float32)
+    reason = None
+    if subtype == "auto":
+        hi = max((float(np.max(c)) for c in _chunks(x.reshape(-1))), default=0.0)
+        lo = min((float(np.min(c)) for c in _chunks(x.reshape(-1))), default=0.0)
+        fs = FULL_SCALE["PCM_16"]
+        if round(hi * fs) > fs - 1 or round(lo * fs) < -fs:
+            subtype, reason = "FLOAT", f"peak {peak:.4g} exceeds full scale"
+        elif 0 < peak < 0.5 / fs:
+            subtype, reason = "FLOAT", f"peak {peak:.3g} is below PCM_16's resolution"
+        else:
+            subtype = "PCM_16"
+    if subtype == "FLOAT":
+        return EncodedAudio(x, x, subtype, gain, peak, 0, reason)
+    fs = FULL_SCALE[subtype]
     clipped = 0
-    if subtype != "FLOAT":
-        clipped = sum(int(np.count_nonzero(np.abs(flat[i:i + step]) > 1.0)) for i in range(0, flat.size, step))
-    return audio, gain, clipped
+    for c in _chunks(x.reshape(-1)):  # in place, chunk by chunk: q = clip(round(x fs)) / fs
+        c *= np.float32(fs)
+        np.rint(c, out=c)
+        clipped += int(np.count_nonzero((c > fs - 1) | (c < -fs)))
+        np.clip(c, -fs, fs - 1, out=c)
+    data = x.astype(np.int16) if subtype == "PCM_16" else x.astype(np.int32) << 8
+    for c in _chunks(x.reshape(-1)):
+        c *= np.float32(1.0 / fs)  # exact: a power of two
+    return EncodedAudio(data, x, subtype, gain, peak, clipped, reason)
 
 
 def _dest_dir_check(path: Path) -> None:
@@ -335,6 +412,29 @@ def _dest_dir_check(path: Path) -> None:
         raise OutputError(path, f"output folder {str(parent)!r} is not writable")
     if path.is_dir():
         raise OutputError(path, "is a folder; use -O DIR to write into a folder")
+
+
+def _identity(path) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def check_destination(path: str | os.PathLike, reads=()) -> None:
+    """Refuse, before any work, an output that cannot be written (its folder missing or not
+    writable, a folder in its place) or that is one of the files ``reads`` (the inputs and
+    other files the command reads), compared by identity, so also through links.
+    Raises :class:`OutputError`."""
+    path = Path(path)
+    _dest_dir_check(path)
+    me = _identity(path)
+    if me is None:
+        return
+    for r in reads:
+        if str(r) != "-" and _identity(r) == me:
+            raise OutputError(path, f"is the same file as the input {r}; writing it would destroy that input")
 
 
 @contextmanager
@@ -375,29 +475,33 @@ def cleanup_temporaries() -> None:
         _PENDING.discard(tmp)
 
 
-def save_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> None:
-    """Write mono (``[L]``) or multichannel (``[C, L]``) audio as WAV, atomically."""
+def save_audio(path: str | os.PathLike, audio, sample_rate: int, subtype: str = "auto",
+               normalize: str = "none") -> EncodedAudio:
+    """Write mono (``[L]``) or multichannel (``[C, L]``) audio as WAV, atomically, with the
+    level and format policy of :func:`encode_audio`; returns what was written.
+
+    ``audio`` may also be an :class:`EncodedAudio` (then ``subtype``/``normalize`` are unused).
+    """
+    enc = audio if isinstance(audio, EncodedAudio) else encode_audio(audio, subtype, normalize)
     import soundfile as sf
 
-    if subtype not in SUBTYPES:
-        raise ValueError(f"subtype must be one of {', '.join(SUBTYPES)}")
-    data = np.asarray(audio, dtype=np.float32)
-    data = data.T if data.ndim == 2 else data
+    data = enc.data.T if enc.data.ndim == 2 else enc.data
     try:
         with atomic_output(path) as tmp:
-            sf.write(tmp, data, int(sample_rate), subtype=subtype, format="WAV")
+            sf.write(tmp, data, int(sample_rate), subtype=enc.subtype, format="WAV")
     except OutputError:
         raise
     except (OSError, RuntimeError, sf.LibsndfileError) as e:
         msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise OutputError(path, f"cannot write: {msg}") from None
+    return enc
 
 
-def wav_bytes(audio: np.ndarray, sample_rate: int, subtype: str = "PCM_16") -> bytes:
-    """A complete WAV file in memory (for ``-o -``)."""
+def wav_bytes(audio, sample_rate: int, subtype: str = "auto", normalize: str = "none") -> bytes:
+    """A complete WAV file in memory (for ``-o -``); ``audio`` as :func:`save_audio` takes it."""
     import soundfile as sf
 
+    enc = audio if isinstance(audio, EncodedAudio) else encode_audio(audio, subtype, normalize)
     buf = _io.BytesIO()
-    data = np.asarray(audio, dtype=np.float32)
-    sf.write(buf, data.T if data.ndim == 2 else data, int(sample_rate), subtype=subtype, format="WAV")
+    sf.write(buf, enc.data.T if enc.data.ndim == 2 else enc.data, int(sample_rate), subtype=enc.subtype, format="WAV")
     return buf.getvalue()

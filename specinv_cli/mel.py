@@ -160,7 +160,7 @@ def decode(feats: torch.Tensor, cfg, stats=None) -> torch.Tensor:
             from .spectrogram import InputError
 
             raise InputError(None, "these settings use mean/variance normalisation: give the model's "
-                                   "stats file with --stats (e.g. feats_stats.npz)")
+                                   "stats file with `stats` (e.g. feats_stats.npz)")
         mean, std = stats if stats is not None else load_stats(cfg.stats, cfg.n_mels)
         x = x * std.to(x)[:, None] + mean.to(x)[:, None]
     elif n == "symmetric":

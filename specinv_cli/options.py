@@ -41,3 +41,17 @@ def settings_options(f):
     for flag, dest, kw in reversed(SETTINGS):
         f = click.option(flag, dest, **kw)(f)
     return f
+
+
+#: Library parameter -> CLI flag where the flag is not ``--`` + the name with dashes.
+_FLAG_OF = {dest: flag.split("/")[0] for flag, dest, _ in SETTINGS}
+_FLAG_OF.update(config="--config", n_iter="--iters", sample_rate="--sr")
+
+
+def cli_words(message: str) -> str:
+    """A library message in the CLI's words: each backticked parameter (```n_fft```) becomes
+    its flag (``--n-fft``). The one place where the API's vocabulary meets the CLI's."""
+    import re
+
+    return re.sub(r"`([A-Za-z_][A-Za-z0-9_]*)`",
+                  lambda m: _FLAG_OF.get(m[1], "--" + m[1].replace("_", "-")), message)

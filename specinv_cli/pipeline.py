@@ -43,8 +43,8 @@ class Settings:
     input_kind: str = "magnitude"
     key: str | None = None
     length: int | None = None
-    subtype: str = "PCM_16"
-    normalize: str = "auto"
+    subtype: str = "auto"
+    normalize: str = "none"
     device: Any = "cpu"
     precision: str = "single"
     eval_every: int = 10
@@ -61,6 +61,10 @@ class Settings:
     overlap: int = 0
     block_batch: int = 1
     history: bool = False
+    #: Every file the call reads (inputs, stats, config files): no output may be one of them.
+    reads: tuple = ()
+    #: Files the call writes by other means (``--history``): no audio output may take them.
+    reserved: tuple = ()
 
 
 @dataclass
@@ -74,6 +78,7 @@ class _Job:
     dests: list
     method: str
     n_items: int
+    inferred: dict = field(default_factory=dict)
 
 
 class Pipeline:
@@ -89,6 +94,9 @@ class Pipeline:
         self.histories: list[dict] = []
         self._queues: dict[str, list[tuple[_Job, int]]] = {}
         self._taken: dict[str, str] = {}   # output path -> input that writes it
+        self._said = None                  # the last inference line shown
+        for p in settings.reserved:
+            self._taken[str(Path(p).resolve())] = str(p)
 
     # --- entry points ----------------------------------------------------------------------
     def feed(self, path: str, name: str | None = None) -> Iterator[dict]:
@@ -151,7 +159,8 @@ class Pipeline:
                 self._check_memory(shown, n_est, frames, cfg.with_bins(n_f, shown),
                                    input_bytes=items * n_f * n_t * (head[1].itemsize + 8) + _out_bytes(items, n_t, cfg))
             target = load_spectrogram(path, key=s.key, input_kind=s.input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
-            item_cfg = cfg.with_bins(target.mag.shape[-2], shown)
+            item_cfg, inferred = cfg.infer(target.mag.shape[-2], shown)
+            inferred = {**target.inferred, **inferred}
         except (InputError, ConfigError) as e:
             if s.debug:
                 raise
@@ -167,9 +176,19 @@ class Pipeline:
         long = bool(s.block) and n_t > s.block
         self._check_memory(shown, s.block_batch if long else n_items, s.block if long else n_t, item_cfg,
                            input_bytes=in_bytes + _out_bytes(n_items, n_t, item_cfg))
+        from .io import OutputError, check_destination
+
         for d in dests:
-            if d != "-" and path != "-" and Path(d).resolve() == Path(path).resolve():
-                raise Failure(f"{shown}: output path {d} is the input file; choose another -o/-O")
+            if d == "-":
+                continue
+            try:
+                if s.output_dir:
+                    Path(d).parent.mkdir(parents=True, exist_ok=True)
+                check_destination(d, reads=(*s.reads, path))
+            except OutputError as e:
+                raise Failure(f"{shown}: output {e}") from None
+            except OSError as e:
+                raise Failure(f"{shown}: output {d}: cannot create its folder ({e.strerror or e})") from None
             if d != "-":
                 other = self._taken.get(str(Path(d).resolve()))
                 if other is not None and other != shown:
@@ -179,7 +198,12 @@ class Pipeline:
             if d != "-":
                 self._taken[str(Path(d).resolve())] = shown
         method = s.method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
-        return _Job(shown, path, target, item_cfg, dests, method, n_items)
+        if inferred:
+            line = ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in inferred.items())
+            if line != self._said:  # once per change, not once per file of a folder
+                self.rep.info(f"{shown}: {line}")
+                self._said = line
+        return _Job(shown, path, target, item_cfg, dests, method, n_items, inferred)
 
     def _dests(self, path: str, name: str | None, n_items: int) -> list:
         s = self.s
@@ -229,7 +253,7 @@ class Pipeline:
         m = get_method(job.method)
         from .api import default_refine
 
-        refine = default_refine(job.cfg, m.name) if s.refine is None else s.refine
+        refine = default_refine(job.cfg, m.name, s.n_iter) if s.refine is None else s.refine
         return (s.batch_size > 1 and m.ragged and not refine and s.length is None and s.tol == 0
                 and job.dests != ["-"] and not self._is_long(job))
 
@@ -280,8 +304,8 @@ class Pipeline:
         labels = [Path(str(job.dests[i])).name for job, i in items]
         names = ", ".join(dict.fromkeys(job.name for job, _ in items))
         try:
-            res = self._invert(target, items[0][0], labels, frames=[m.shape[-1] for m, _ in pairs],
-                               name=names)
+            res, done = self._invert(target, items[0][0], labels, frames=[m.shape[-1] for m, _ in pairs],
+                                     name=names)
         except Failure as e:
             seen = set()
             for job, _ in items:
@@ -290,33 +314,43 @@ class Pipeline:
                     yield self._error(job.name, str(e) if job.name in str(e) else f"{job.name}: {e}")
             return
         per_item = res.seconds / len(items)
+        shown = []
         for b, (job, i) in enumerate(items):
             audio = res.audio[b, : res.lengths[b]].numpy()
             metrics = {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}
             hist = _item_history(res.history, b)
             try:
-                yield self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items))
+                rec = self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items),
+                                  failure=res.failures[b])
+                shown.append(rec["sc"])
+                yield rec
             except Failure as e:
+                shown.append(None)
                 yield self._error(job.name, str(e))
+        done(shown)
 
     # --- single inputs ---------------------------------------------------------------------
     def _run_single(self, job: _Job) -> Iterator[dict]:
         labels = [Path(str(d)).name if d != "-" else "stdout" for d in job.dests]
         try:
-            res = self._invert(job.target, job, labels)
+            res, done = self._invert(job.target, job, labels)
         except Failure as e:
             yield self._error(job.name, str(e))
             return
         audio = res.audio.reshape(job.n_items, -1).numpy()
         flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
+        shown = []
         for i in range(job.n_items):
             hist = _item_history(res.history, i)
             try:
-                yield self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
-                                  res.seconds / job.n_items, hist)
+                rec = self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
+                                  res.seconds / job.n_items, hist, failure=res.failures[i])
+                shown.append(rec["sc"])
+                yield rec
             except Failure as e:
+                shown.append(None)
                 yield self._error(job.name, str(e))
-                return
+        done(shown)
 
     def _run_long(self, job: _Job) -> Iterator[dict]:
         from .blocks import invert_blocks
@@ -347,20 +381,30 @@ class Pipeline:
     def _kwargs(self) -> dict:
         s = self.s
         return dict(n_iter=s.n_iter, init=s.init, device=s.device, precision=s.precision, seed=s.seed, tol=s.tol,
-                    eval_every=s.eval_every, refine=s.refine, nnls_iters=s.nnls_iters, **s.opts)
+                    eval_every=s.eval_every, refine=s.refine, nnls_iters=s.nnls_iters, history=s.history, **s.opts)
 
     def _invert(self, target, job: _Job, labels, frames=None, name=None):
+        """``(result, done)``: ``done(values)`` ends the items' progress bars with the metric of
+        what was written (``None`` for an item that was not)."""
+        import torch
+
+        from .algorithms.base import Progress
         from .api import invert
 
         s = self.s
         m = get_method(job.method)
         total = s.n_iter if m.iterative else (s.refine or 0)
         callback = self.rep.callback_for(labels, max(total, 1))
-        if callback is None and s.history:
-            callback = _ignore  # the monitor evaluates only when someone listens
-        return self._call(lambda: invert(target, method=job.method, config=job.cfg, length=s.length,
-                                         callback=callback, source=name or job.name, frames=frames,
-                                         **self._kwargs()), name or job.name)
+        res = self._call(lambda: invert(target, method=job.method, config=job.cfg, length=s.length,
+                                        callback=callback, source=name or job.name, frames=frames,
+                                        errors="report", **self._kwargs()), name or job.name)
+
+        def done(values):
+            if callback is not None:
+                v = torch.tensor([float("nan") if x is None else x for x in values])
+                callback(Progress(res.iterations, max(total, 1), {"sc": v}, done=True))
+
+        return res, done
 
     def _call(self, fn, name):
         from .config import ConfigError
@@ -368,7 +412,7 @@ class Pipeline:
 
         try:
             return fn()
-        except (InputError, ConfigError, ValueError) as e:
+        except (InputError, ConfigError, ValueError) as e:  # InversionError too
             if self.s.debug:
                 raise
             raise Failure(str(e) if str(e).startswith(name) else f"{name}: {e}") from None
@@ -379,56 +423,81 @@ class Pipeline:
 
     # --- output ----------------------------------------------------------------------------
     def _write(self, job: _Job, i: int, audio, metrics: dict, res, seconds: float, hist, *, batch: int = 1,
-               blocks: int | None = None, inplace: bool = False) -> dict:
+               blocks: int | None = None, inplace: bool = False, failure: str | None = None) -> dict:
+        """Encode, measure what will be written, write, and describe it (the ``--json`` record):
+        every metric in the record is of the samples in the file."""
         import numpy as np
 
-        from .io import OutputError, prepare_audio, save_audio, wav_bytes
+        from .blocks import streaming_metrics
+        from .io import OutputError, encode_audio, save_audio, wav_bytes
 
         s = self.s
         dest = job.dests[i]
-        data, gain, clipped = prepare_audio(audio, s.normalize, s.subtype, inplace=inplace)
         label = job.name if job.n_items == 1 else f"{job.name}[{i}]"
-        if gain != 1.0 and s.normalize == "auto":
-            self.rep.warning(f"{label}: peak {0.99 / gain:.3g} exceeds full scale; scaled by {gain:.4g} "
-                             f"({20 * np.log10(gain):.1f} dB) to avoid clipping (--normalize none to keep levels)")
-        if clipped:
-            self.rep.warning(f"{label}: {clipped} sample(s) beyond full scale will be clipped in {s.subtype} "
-                             f"(use --normalize peak or --subtype FLOAT)")
+        if failure:
+            raise Failure(f"{label}: {failure}")
+        try:
+            enc = encode_audio(audio, s.subtype, s.normalize, inplace=inplace)
+        except ValueError as e:
+            raise Failure(f"{label}: {e}") from None
+        if enc.peak > 0 and not np.any(enc.samples):
+            raise Failure(f"{label}: every sample rounds to zero in {enc.subtype} (peak {enc.peak:.3g}); "
+                          f"use `subtype` auto or FLOAT")
+        mag, _ = self._item(job, i)
+        written = streaming_metrics(enc.samples, mag, job.cfg, domain=res.domain)
+        if enc.reason:
+            self.rep.warning(f"{label}: {enc.reason}; wrote 32-bit float WAV to keep the level "
+                             f"(`normalize` peak for PCM_16)")
+        if enc.clipped:
+            self.rep.warning(f"{label}: {enc.clipped} sample(s) beyond full scale clipped in {enc.subtype} "
+                             f"(peak {enc.peak:.4g}; `subtype` auto or FLOAT keeps them, `normalize` peak scales)")
         try:
             if dest == "-":
-                sys.stdout.buffer.write(wav_bytes(data, job.cfg.sample_rate, s.subtype))
+                sys.stdout.buffer.write(wav_bytes(enc, job.cfg.sample_rate))
                 sys.stdout.buffer.flush()
             else:
-                Path(dest).parent.mkdir(parents=True, exist_ok=True) if s.output_dir else None
-                save_audio(dest, data, job.cfg.sample_rate, s.subtype)
+                save_audio(dest, enc, job.cfg.sample_rate)
         except OutputError as e:
             raise Failure(str(e)) from None
         except OSError as e:
-            raise Failure(f"{dest}: cannot create folder ({e.strerror or e})") from None
+            raise Failure(f"{dest}: cannot write ({e.strerror or e})") from None
         rec = {"input": job.name, "item": i if job.n_items > 1 else None, "output": str(dest), "status": "ok",
                "method": res.method, "iterations": res.iterations, "domain": res.domain,
-               "sc": _num(metrics["sc"]), "snr": _num(metrics["snr"]), "ser": _num(metrics["ser"]),
-               "seconds": round(seconds, 4), "device": res.device, "samples": int(data.shape[-1]),
-               "sample_rate": job.cfg.sample_rate, "gain": round(gain, 6), "batch": batch}
+               "sc": _num(written["sc"]), "snr": _num(written["snr"]), "ser": _num(written["ser"]),
+               "seconds": round(seconds, 4), "device": res.device, "samples": int(enc.samples.shape[-1]),
+               "sample_rate": job.cfg.sample_rate, "subtype": enc.subtype, "peak": _num(enc.peak),
+               "gain": round(enc.gain, 6), "clipped": enc.clipped, "batch": batch,
+               "n_fft": job.cfg.n_fft, "hop_length": job.cfg.hop_length, "inferred": job.inferred}
+        if enc.gain != 1.0:  # the user asked for a level change: what the inversion reached before it
+            rec["sc_before_gain"] = _num(metrics["sc"])
         if blocks is not None:
             rec["blocks"] = blocks
         if s.history:
+            hist = list(hist)
+            last = {"iteration": res.iterations, **{k: _num(v) for k, v in written.items()}, "written": True}
+            if hist and hist[-1]["iteration"] == res.iterations:
+                hist[-1] = last  # the curve ends at the file as written
+            else:
+                hist.append(last)
             self.histories.append({"input": job.name, "item": rec["item"], "output": str(dest),
                                    "method": res.method, "domain": res.domain, "history": hist})
         if not self.rep.live:
             dom = "mel " if res.domain == "mel" else ""
             extra = f", {blocks} blocks" if blocks else (f", batch of {batch}" if batch > 1 else "")
-            self.rep.info(f"{label} -> {dest}: {res.method} {res.iterations} it{extra}, {dom}SC {metrics['sc']:.2f} dB, "
-                          f"SNR {metrics['snr']:.2f} dB, SER {metrics['ser']:.2f} dB, {seconds:.2f} s on {res.device}")
+            gain = f", gain {enc.gain:.4g}" if enc.gain != 1.0 else ""
+            self.rep.info(f"{label} -> {dest}: {res.method} {res.iterations} it{extra}, {enc.subtype}{gain}, "
+                          f"{dom}SC {written['sc']:.2f} dB, SNR {written['snr']:.2f} dB, SER {written['ser']:.2f} dB, "
+                          f"{seconds:.2f} s on {res.device}")
         return rec
 
     def _error(self, name: str, message: str) -> dict:
+        message = self.rep.words(message)
         self.rep.error(message)
         return {"input": name, "status": "error", "error": message}
 
 
-def _ignore(progress) -> None:
-    pass
+#: Short names of the inferred settings in the info line.
+_SHORT = {"hop_length": "hop", "input_kind": "kind"}
 
 
 def _item_history(history, i):

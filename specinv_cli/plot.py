@@ -85,15 +85,15 @@ def display_spectrogram(target, cfg):
     return target.mag.to(torch.float64)[: cfg.n_fft // 2 + 1].numpy(), 1.0, "linear"
 
 
-def _estimate(audio, sr, cfg, n_frames, domain):
-    """The output's spectrogram in the target's domain, ``n_frames`` frames."""
+def _estimate(audio, cfg, n_frames, domain):
+    """The output's spectrogram in the target's domain, ``n_frames`` frames. ``audio`` is what
+    :func:`~specinv_cli.analysis.check_comparison` passed: ``[L]`` at the settings' rate."""
     import torch
 
-    from .analysis import resample
     from .api import spectrogram_of
     from .dsp import STFT
 
-    audio = resample(np.asarray(audio, dtype=np.float32).reshape(-1), sr, cfg.sample_rate)
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     est = spectrogram_of(torch.from_numpy(audio.astype(np.float64)), STFT(cfg, dtype=torch.float64), n_frames)
     if domain == "mel":
         from .mel import MelTransform
@@ -161,26 +161,39 @@ def _save(fig, path, dpi=None):
 
 
 def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, top_db: float = 80.0,
-                    diff_range: float = 20.0, dpi: int = 100) -> dict:
+                    diff_range: float = 20.0, dpi: int = 100, options=None, target_source: str | None = None) -> dict:
     """Write a PNG: the target spectrogram, then for each output its spectrogram and the difference.
 
     Parameters
     ----------
     target : :class:`~specinv_cli.spectrogram.Target` of one item ``[F, T]`` (linear or mel features).
     cfg : the settings the target was made with (``with_bins`` is applied here).
-    outputs : ``(label, audio [L], sample_rate)`` reconstructions; each gives two panels: its
-        spectrogram in the target's domain, and ``dB(output) - dB(target)`` clipped to
-        ``+-diff_range`` (both relative to the target's peak, so level errors show).
+    outputs : ``(label, audio [L] or [C, L], sample_rate[, source])`` reconstructions; each gives
+        two panels: its spectrogram in the target's domain, and ``dB(output) - dB(target)`` clipped
+        to ``+-diff_range`` (both relative to the target's peak, so level errors show). Each goes
+        through :func:`~specinv_cli.analysis.check_comparison` first (``source``, default the
+        label, names it in the messages): a length the target's frames do not explain, another
+        sample rate or several channels are refused unless ``options``
+        (:class:`~specinv_cli.analysis.CompareOptions`) asks for them deliberately.
     top_db : dynamic range shown.
 
-    Returns ``{"panels": n, "sc": [SC of each output in dB]}``.
+    Returns ``{"panels": n, "sc": [SC of each output in dB], "notes": [what was done
+    deliberately], "adjusted": [Checked.adjusted of each output]}``. Nothing is written when an
+    output is refused.
     """
+    from .analysis import check_comparison
     from .metrics import sc
     import torch
 
-    cfg = cfg.with_bins(target.mag.shape[-2], "target")
+    cfg = cfg.with_bins(target.mag.shape[-2], target_source or "target")
     ref, power, domain = display_spectrogram(target, cfg)
     n_frames = ref.shape[-1]
+    checked = []  # every output is checked before anything is drawn
+    for out in outputs:
+        label, audio, sr = out[:3]
+        src = out[3] if len(out) > 3 else label
+        checked.append((label, check_comparison(audio, sr, cfg, n_frames=n_frames, options=options, source=src,
+                                                target_source=target_source)))
     peak = float(ref.max()) or 1.0
     ref_db = to_db(ref, power, peak, top_db)
     n = 1 + 2 * len(outputs)
@@ -190,8 +203,8 @@ def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, 
     _draw(fig, axes[0], ref_db, cfg, domain, f"target {what}" + (f": {title}" if title else ""),
           vmin=-top_db, vmax=0)
     scs = []
-    for k, (label, audio, sr) in enumerate(outputs):
-        est = _estimate(audio, sr, cfg, n_frames, domain)
+    for k, (label, chk) in enumerate(checked):
+        est = _estimate(chk.audio, cfg, n_frames, domain)
         s = float(sc(torch.from_numpy(est), torch.from_numpy(ref)))
         scs.append(s)
         est_db = to_db(est, power, peak, top_db)
@@ -203,7 +216,8 @@ def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, 
     for ax in axes[:-1]:
         ax.set_xlabel("")
     _save(fig, path)
-    return {"panels": n, "sc": scs}
+    return {"panels": n, "sc": scs, "notes": [f"{label}: {nt}" for label, chk in checked for nt in chk.notes],
+            "adjusted": [chk.adjusted for _, chk in checked]}
 
 
 def spectrogram_thumbnail(values, cfg, domain, power=1.0, *, peak=None, title="", top_db=80.0,

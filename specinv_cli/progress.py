@@ -15,9 +15,12 @@ _UNITS = {"sc": "dB", "snr": "dB", "ser": "dB"}
 
 
 class Reporter:
-    def __init__(self, quiet: bool = False, metric: str = "sc", stream=None):
+    """``words`` rewrites library messages for the audience (the CLI: parameters as flags)."""
+
+    def __init__(self, quiet: bool = False, metric: str = "sc", stream=None, words=None):
         from rich.console import Console
 
+        self.words = words or (lambda message: message)
         self.quiet = quiet
         self.metric = metric
         self.console = Console(file=stream or sys.stderr, stderr=stream is None, highlight=False,
@@ -27,16 +30,18 @@ class Reporter:
 
     # --- plain messages ---------------------------------------------------------------------
     def error(self, message: str) -> None:
+        message = self.words(message)
         self.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) \
             if self.console.is_terminal else self._plain(f"error: {message}")
 
     def warning(self, message: str) -> None:
+        message = self.words(message)
         self.console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False) \
             if self.console.is_terminal else self._plain(f"warning: {message}")
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self._plain(message)
+            self._plain(self.words(message))
 
     def _plain(self, message: str) -> None:
         from rich.text import Text

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from .spectrogram import InputError
 
-__all__ = ["ReportItem", "scan_run", "build_report", "render_html"]
+__all__ = ["ReportItem", "NothingScored", "scan_run", "build_report", "render_html"]
 
 REFERENCE_DIR, TARGET_DIR = "reference", "target"
 
@@ -47,7 +47,19 @@ class ReportItem:
     metrics: dict = field(default_factory=dict)   # method -> {name: value}
     images: dict = field(default_factory=dict)    # "reference"/"target"/method -> PNG bytes
     notes: list = field(default_factory=list)
+    #: comparisons refused (:class:`~specinv_cli.analysis.ComparisonError`): one message each
+    errors: list = field(default_factory=list)
     domain: str = "linear"
+
+
+class NothingScored(InputError):
+    """Every comparison of a run folder was refused: ``errors`` holds each message (the page is
+    not written)."""
+
+    def __init__(self, errors: list):
+        self.errors = list(errors)
+        more = f" (and {len(errors) - 1} more refused)" if len(errors) > 1 else ""
+        super().__init__(None, f"{errors[0]}{more}")
 
 
 def scan_run(run_dir, targets=None, references=None, methods=None):
@@ -96,15 +108,23 @@ def scan_run(run_dir, targets=None, references=None, methods=None):
     return [p.name for p in found], [items[k] for k in sorted(items)]
 
 
-def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True, key=None, input_kind="magnitude"):
-    """Fill ``it.metrics``/``it.images`` (errors of one output become notes, not failures)."""
-    from .analysis import analyze, evaluate, load_audio, load_target
+def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True, key=None, input_kind="magnitude",
+                   scale_invariant=False, options=None):
+    """Fill ``it.metrics``/``it.images``. Every comparison goes through
+    :func:`~specinv_cli.analysis.check_comparison` (in :func:`~specinv_cli.analysis.evaluate`); a
+    refused one is an error (``it.errors``, and a note on the page); an unreadable output or
+    target costs its metrics (a note), not the page."""
+    from .analysis import ComparisonError, analyze, check_comparison, evaluate, load_target, read_audio
     from .spectrogram import interpret
 
-    ref_audio = None
+    def refused(e):
+        it.errors.append(str(e))
+        it.notes.append(f"refused: {e}")
+
+    ref_raw = None  # (audio [C, L], rate) as read
     if it.reference is not None:
         try:
-            ref_audio, _ = load_audio(it.reference, cfg.sample_rate)
+            ref_raw = read_audio(it.reference)
         except InputError as e:  # a bad reference costs its metrics, not the page
             it.notes.append(f"reference left out: {e}")
             it.reference = None
@@ -115,26 +135,49 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
         except InputError as e:
             it.notes.append(f"target left out: {e}")
             it.target = None
-    if target is None and ref_audio is not None:
-        target = interpret(analyze(ref_audio, cfg), "magnitude", cfg.layout, str(it.reference), n_mels=cfg.n_mels)
-        tcfg = cfg.with_bins(target.mag.shape[-2], str(it.reference))
-        it.notes.append("target: the reference's spectrogram")
+    if target is None and ref_raw is not None:
+        # the reference's spectrogram is the target: the reference passes the same channel/rate rules
+        try:
+            chk = check_comparison(ref_raw[0], ref_raw[1], cfg, options=options, source=str(it.reference),
+                                   role="reference")
+        except ComparisonError as e:
+            refused(e)
+            ref_raw = None
+        else:
+            target = interpret(analyze(chk.audio, cfg), "magnitude", cfg.layout, str(it.reference), n_mels=cfg.n_mels)
+            tcfg = cfg.with_bins(target.mag.shape[-2], str(it.reference))
+            it.notes.append("target: the reference's spectrogram")
+            it.notes += chk.notes
     if target is not None:
         it.domain = "mel" if target.mel_features else "linear"
-    loaded = {}  # method -> (audio, rate), read once for the metrics and the images
+    loaded = {}  # method -> (audio [C, L], rate, compared audio or None), read once for metrics and images
     for m in methods:
         path = it.outputs.get(m)
         if path is None:
             continue
         try:
-            audio, sr = loaded[m] = load_audio(path)
-            if target is not None:
-                ev = evaluate(audio, sr, target, tcfg, reference=ref_audio, reference_rate=cfg.sample_rate,
-                              perceptual=perceptual, source=str(path))
-                it.metrics[m] = ev.metrics
-                it.notes += [f"{m}: {n}" for n in ev.notes if "left out" not in n or m == methods[0]]
+            audio, sr = read_audio(path)
         except InputError as e:
             it.notes.append(f"{m}: {e}")
+            continue
+        loaded[m] = (audio, sr, None)
+        if target is None:
+            continue
+        try:
+            ev = evaluate(audio, sr, target, tcfg, reference=ref_raw[0] if ref_raw else None,
+                          reference_rate=ref_raw[1] if ref_raw else None, scale_invariant=scale_invariant,
+                          perceptual=perceptual, options=options, source=str(path),
+                          target_source=str(it.target[0]) if it.target else str(it.reference),
+                          reference_source=str(it.reference) if ref_raw else None)
+        except ComparisonError as e:
+            refused(e)
+            continue
+        except InputError as e:
+            it.notes.append(f"{m}: {e}")
+            continue
+        it.metrics[m] = ev.metrics
+        loaded[m] = (audio, sr, ev.audio)
+        it.notes += [f"{m}: {n}" for n in ev.notes if "left out" not in n or m == methods[0]]
     if images:
         it.images = _images(it, target, tcfg, methods, loaded)
 
@@ -152,16 +195,19 @@ def _images(it, target, cfg, methods, loaded):
     for m in methods:
         if m not in loaded:  # missing or unreadable (noted with the metrics)
             continue
-        audio, sr = loaded[m]
+        audio, sr, compared = loaded[m]
         try:
             if target is not None:
-                est = _estimate(audio, sr, cfg, n_frames, domain)
+                if compared is None:  # refused or not scored: no picture that would pass for a comparison
+                    continue
+                est = _estimate(compared, cfg, n_frames, domain)
                 out[m] = spectrogram_thumbnail(est, cfg, domain, power, peak=peak, title=m)
-            else:
+            else:  # nothing to compare with: the output's own spectrogram, as 'specinv stft' makes it
                 lin = cfg.replace(n_mels=None) if cfg.is_mel else cfg
                 from .analysis import _mag, resample
 
-                mag = _mag(resample(audio, sr, cfg.sample_rate), lin).numpy()
+                mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
+                mag = _mag(resample(mono, sr, cfg.sample_rate), lin).numpy()
                 out[m] = spectrogram_thumbnail(mag, lin, "linear", 1.0, title=m)
         except (InputError, ValueError):
             pass
@@ -169,10 +215,21 @@ def _images(it, target, cfg, methods, loaded):
 
 
 def build_report(run_dir, cfg, out_path, *, targets=None, references=None, methods=None, link=False,
-                 title=None, perceptual=True, images=True, key=None, input_kind="magnitude", progress=None) -> dict:
+                 title=None, perceptual=True, images=True, key=None, input_kind="magnitude", progress=None,
+                 scale_invariant=False, options=None, words=None) -> dict:
     """Evaluate every output of a run folder and write the listening page to ``out_path``
-    (atomically). ``progress(i, n, stem)`` is called before each item. Returns
-    ``{"items": n, "methods": [...], "summary": {method: summarize(...)}}``."""
+    (atomically). ``progress(i, n, stem)`` is called before each item.
+
+    ``scale_invariant``: SC/SER after the least-squares gain (as ``evaluate``), said on the page;
+    ``options``: :class:`~specinv_cli.analysis.CompareOptions` for the comparisons, which
+    :func:`~specinv_cli.analysis.check_comparison` refuses otherwise (length, rate, channels);
+    ``words``: how the page words the parameters the messages name in backticks (the CLI passes
+    :func:`~specinv_cli.options.cli_words`; default: as they are).
+
+    Returns ``{"items": n, "methods": [...], "summary": {method: summarize(...)}, "scored": n,
+    "errors": [refused comparisons, one message each], "scale_invariant": bool, "bytes": n}``.
+    Raises :class:`NothingScored` (nothing written) when comparisons were refused and none was
+    made."""
     from .analysis import atomic_write, summarize
 
     if images:
@@ -183,13 +240,23 @@ def build_report(run_dir, cfg, out_path, *, targets=None, references=None, metho
     for i, it in enumerate(items):
         if progress is not None:
             progress(i, len(items), it.stem)
-        _evaluate_item(it, cfg, names, perceptual=perceptual, images=images, key=key, input_kind=input_kind)
+        _evaluate_item(it, cfg, names, perceptual=perceptual, images=images, key=key, input_kind=input_kind,
+                       scale_invariant=scale_invariant, options=options)
+    errors = list(dict.fromkeys(e for it in items for e in it.errors))
+    scored = sum(len(it.metrics) for it in items)
+    if errors and not scored:
+        raise NothingScored(errors)
     summary = {m: summarize([it.metrics[m] for it in items if m in it.metrics]) for m in names}
+    if words is not None:
+        for it in items:
+            it.notes = [words(n) for n in it.notes]
     page = render_html(items, names, summary, cfg, out_dir=Path(out_path).resolve().parent, link=link,
-                       title=title or f"specinv report: {Path(run_dir).resolve().name}")
+                       title=title or f"specinv report: {Path(run_dir).resolve().name}",
+                       scale_invariant=scale_invariant, words=words)
     with atomic_write(out_path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
-    return {"items": len(items), "methods": names, "summary": summary, "bytes": len(page.encode("utf-8"))}
+    return {"items": len(items), "methods": names, "summary": summary, "scored": scored, "errors": errors,
+            "scale_invariant": bool(scale_invariant), "bytes": len(page.encode("utf-8"))}
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -259,7 +326,17 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
-def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="specinv report") -> str:
+#: What the page says on top about the SC it shows (``scale_invariant`` True / False).
+SC_MODE = {
+    True: "SC shown: scale-invariant, after the least-squares gain between each output's spectrogram and "
+          "its target (`scale_invariant`); a level error does not count.",
+    False: "SC shown: of each file as written (scale-sensitive: an output with the wrong level, e.g. one "
+           "that invert peak-normalised, scores worse; `scale_invariant` removes the gain).",
+}
+
+
+def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="specinv report",
+                scale_invariant=False, words=None) -> str:
     """The page as a string (see :func:`build_report`)."""
     from ._version import __version__
     from .analysis import METRIC_INFO
@@ -277,6 +354,8 @@ def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="spe
            '<meta name="viewport" content="width=device-width, initial-scale=1">',
            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>",
            f"<h1>{e(title)}</h1>",
+           f'<p id="sc-mode" data-scale-invariant="{str(bool(scale_invariant)).lower()}">'
+           f"<b>{e((words or str)(SC_MODE[bool(scale_invariant)]))}</b></p>",
            f'<p class="mut">{len(items)} item(s), {len(methods)} method(s): {e(", ".join(methods))}. '
            f"Settings: n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.sample_rate} Hz"
            f"{', ' + str(cfg.n_mels) + ' mels' if cfg.is_mel else ''}. "

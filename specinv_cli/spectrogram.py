@@ -5,7 +5,7 @@ Errors are :class:`InputError` with a message that names the source and the prob
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,13 +17,7 @@ INPUT_KINDS = ("magnitude", "power", "db", "log", "complex")
 LAYOUTS = ("ft", "tf")
 
 
-class InputError(ValueError):
-    """An input that cannot be used; ``str()`` is the one-line message for the user."""
-
-    def __init__(self, source: str | None, message: str):
-        self.source = source
-        self.message = message
-        super().__init__(f"{source}: {message}" if source else message)
+from .errors import InputError  # noqa: E402  (re-exported: where callers have always found it)
 
 
 @dataclass
@@ -36,6 +30,8 @@ class Target:
     #: ``mag`` holds a model's (possibly log-compressed, normalised) mel features, to be decoded
     #: with the settings' compression (see :func:`specinv_cli.mel.decode`).
     mel_features: bool = False
+    #: What was inferred about the data rather than given (``{"input_kind": "complex (...)"}``).
+    inferred: dict = field(default_factory=dict)
 
     @property
     def batch_shape(self) -> tuple:
@@ -94,14 +90,16 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
             raise InputError(source, f"tensor of dtype {x.dtype} cannot be converted to float32 ({e})") from None
 
     is_complex = x.is_complex()
+    inferred = {}
     if is_complex and kind == "magnitude":
         kind = "complex"
+        inferred["input_kind"] = "complex (complex dtype)"
     if is_complex and kind != "complex":
-        raise InputError(source, f"complex array given with --input-kind {kind}; use --input-kind complex "
+        raise InputError(source, f"complex array given with `input_kind` {kind}; use `input_kind` complex "
                                  f"(or pass its magnitude)")
     if kind == "complex" and not is_complex:
         if x.ndim < 3 or x.shape[-1] != 2:
-            raise InputError(source, f"--input-kind complex needs a complex array or a real one with a last "
+            raise InputError(source, f"`input_kind` complex needs a complex array or a real one with a last "
                                      f"axis of 2 (real, imaginary); got shape {tuple(x.shape)}")
         if x.numel() == 0:
             raise InputError(source, f"empty spectrogram: shape {tuple(x.shape)}")
@@ -122,15 +120,20 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
     if n_mels is not None and n_f == n_mels:
         if kind != "magnitude" or x.is_complex():
             raise InputError(source, f"a mel input ({n_mels} bins) is decoded with the settings' compression "
-                                     f"(--compression, --config), not --input-kind {kind}")
+                                     f"(`compression`, `config`), not `input_kind` {kind}")
         return Target(x.contiguous(), None, mel_features=True)
     if kind == "complex":
         mag = x.abs()
         phase = torch.where(mag > 0, x / mag.clamp_min(torch.finfo(mag.dtype).tiny), torch.ones_like(x))
     elif kind in ("magnitude", "power"):
         if bool((x < 0).any()):
+            from .config import MEL_SIZES
+
+            hint = (f"{n_f} bins is a common mel size: a model's (log-)mel features need mel settings "
+                    f"(a preset in `config`, see 'specinv configs', or `n_mels` {n_f})"
+                    if n_mels is None and n_f in MEL_SIZES else "is it in dB or log? use `input_kind` db|log")
             raise InputError(source, f"{int((x < 0).sum())} negative value(s) in a {kind} spectrogram "
-                                     f"(min {float(x.min()):.4g}); is it in dB or log? use --input-kind db|log")
+                                     f"(min {float(x.min()):.4g}); {hint}")
         mag = x.sqrt() if kind == "power" else x
     elif kind == "db":
         mag = torch.pow(10.0, x / 20)
@@ -138,5 +141,5 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
         mag = torch.exp(x)
     if not bool(torch.isfinite(mag).all()):
         raise InputError(source, f"values overflow when converted from {kind} to magnitude "
-                                 f"(max input {float(x.real.max() if x.is_complex() else x.max()):.4g}); check --input-kind")
-    return Target(mag.contiguous(), phase.contiguous() if phase is not None else None)
+                                 f"(max input {float(x.real.max() if x.is_complex() else x.max()):.4g}); check `input_kind`")
+    return Target(mag.contiguous(), phase.contiguous() if phase is not None else None, inferred=inferred)

@@ -31,3 +31,21 @@ def json_lines(out: str) -> list[dict]:
 
 def no_temporaries(folder) -> bool:
     return not any(p.name.startswith(".specinv-tmp-") for p in Path(folder).rglob("*"))
+
+
+def write_stereo(path, clip=SPEECH, gains=(1.0, 0.5)) -> np.ndarray:
+    """Write an excerpt as a two-channel float WAV, channel k = ``gains[k]`` x the clip; returns
+    the samples as written, ``[L, 2]``."""
+    name, seconds, offset = clip
+    audio = load_clip(name, seconds, offset)
+    sf.write(str(path), np.stack([g * audio for g in gains], axis=1), SR, subtype="FLOAT")
+    return sf.read(str(path), dtype="float32", always_2d=True)[0]
+
+
+def write_resampled(path, audio, rate: int) -> np.ndarray:
+    """Write ``audio`` (at 22.05 kHz) resampled to ``rate`` Hz as a float WAV; returns it as written."""
+    import librosa
+
+    y = librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=SR, target_sr=rate, res_type="soxr_hq")
+    sf.write(str(path), y, rate, subtype="FLOAT")
+    return sf.read(str(path), dtype="float32")[0]

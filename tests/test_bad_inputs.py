@@ -156,7 +156,7 @@ def test_output_folder_missing(tmp_path, capsys, good):
 
 def test_output_equal_to_input(tmp_path, capsys, good):
     rc, _, err = run(capsys, "invert", good, "-n", "2", "-o", good)
-    assert rc == 2 and "is the input file" in err
+    assert rc == 2 and "is the same file as the input" in err
     assert np.load(good).shape == (F, T)  # untouched
 
 

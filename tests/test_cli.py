@@ -132,15 +132,20 @@ def test_quiet_and_non_tty_progress(tmp_path, capsys, mag):
 
 def test_peak_normalisation_policy(tmp_path, capsys, mag):
     np.save(tmp_path / "loud.npy", mag * 20)  # peak well above full scale
+    # default: the level is kept, in a 32-bit float WAV, said on stderr
     code, _, err = run(capsys, "invert", tmp_path / "loud.npy", "-n", "5", "-o", tmp_path / "a.wav")
-    assert code == 0 and "exceeds full scale" in err
+    assert code == 0 and "exceeds full scale" in err and "32-bit float" in err
     audio, _ = read_wav(tmp_path / "a.wav")
-    assert 0.9 < np.abs(audio).max() <= 1.0
+    assert np.abs(audio).max() > 2
+    code, _, err = run(capsys, "invert", tmp_path / "loud.npy", "-n", "5", "--normalize", "peak", "-o", tmp_path / "p.wav")
+    audio, _ = read_wav(tmp_path / "p.wav")
+    assert code == 0 and 0.98 < np.abs(audio).max() <= 0.99 + 1e-4
     code, _, err = run(capsys, "invert", tmp_path / "loud.npy", "-n", "5", "--normalize", "none",
                        "--subtype", "FLOAT", "-o", tmp_path / "b.wav")
     audio, _ = read_wav(tmp_path / "b.wav")
     assert code == 0 and np.abs(audio).max() > 2 and "clipped" not in err
-    code, _, err = run(capsys, "invert", tmp_path / "loud.npy", "-n", "5", "--normalize", "none", "-o", tmp_path / "c.wav")
+    code, _, err = run(capsys, "invert", tmp_path / "loud.npy", "-n", "5", "--normalize", "none", "--subtype", "PCM_16",
+                       "-o", tmp_path / "c.wav")
     assert code == 0 and "clipped" in err  # never clipped silently
 
 

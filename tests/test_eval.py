@@ -136,10 +136,15 @@ def test_resampled_output_and_errors(tmp_path, capsys, setup):
     import librosa
 
     sf.write(tmp_path / "sr16k.wav", librosa.resample(setup, orig_sr=SR, target_sr=16000), 16000, subtype="FLOAT")
+    # another rate is refused (both rates named) unless resampling is asked for deliberately
     code, out, err = run(capsys, "eval", tmp_path / "sr16k.wav", "-t", tmp_path / "d" / "clip.npy", "--json")
+    assert code == 2 and "sr16k.wav: sample rate 16000 Hz" in err and "22050 Hz" in err and "--resample" in err
+    code, out, err = run(capsys, "eval", tmp_path / "sr16k.wav", "-t", tmp_path / "d" / "clip.npy", "--json",
+                         "--resample")
     assert code == 0, err
     rec = json_lines(out)[0]
     assert "resampled from 16000 Hz" in " ".join(rec["notes"]) and rec["sc"] < -20  # 8 kHz band limit
+    assert rec["adjusted"] == {"output": {"resampled": [16000, 22050]}}
     code, out, err = run(capsys, "eval", tmp_path / "clip.wav", "-t", tmp_path / "missing.npy")
     assert code == 2 and "missing.npy: no such target file or folder" in err and out == ""
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEjunk")

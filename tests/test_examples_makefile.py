@@ -26,7 +26,7 @@ def test_make_j2_then_nothing_to_do(tmp_path):
     assert files_in(tmp_path / "wavs") == ["s0.wav", "s1.wav", "s2.wav"]
     for i in range(3):
         audio, sr = read_wav(tmp_path / "wavs" / f"s{i}.wav")
-        assert sr == 22050 and len(audio) == (11 + i) * 256
+        assert sr == 22050 and len(audio) == (11 + i) * 64  # 129 bins: n_fft 256, hop n_fft/4
     again = subprocess.run([*args, "-j2"], capture_output=True, text=True, cwd=str(ROOT), timeout=60)
     assert again.returncode == 0 and "invert" not in again.stdout and "Nothing to be done" in again.stdout
     q = subprocess.run([*args, "-q"], capture_output=True, text=True, cwd=str(ROOT), timeout=60)

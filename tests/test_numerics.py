@@ -53,17 +53,17 @@ def test_finite_output(method, kind):
     from specinv_cli.dsp import STFT
 
     mag = STFT(CFG).forward(SIGNALS[kind]).abs()
-    res = invert(mag, method=method, config=CFG, n_iter=6, init="random", device="cpu")
-    # api.invert replaces NaN in the audio by 0 as a last resort: the metrics (computed on the raw
-    # output) show whether the method itself stayed finite
+    res = invert(mag, method=method, config=CFG, n_iter=6, init="random", device="cpu", errors="report")
     for k, v in res.metrics.items():
         assert torch.isfinite(v).all(), (method, kind, k, v)
     assert torch.isfinite(res.audio).all()
     if kind == "silence":
         assert float(res.audio.abs().max()) == 0.0, (method, float(res.audio.abs().max()))
+        assert res.failures == [None]  # silence from silence is right
     elif float(res.audio.abs().max()) == 0:
+        assert res.failures[0] and "silence" in res.failures[0]  # never returned as a success
         if (method, kind) in KNOWN_SILENT:
-            pytest.xfail(f"{method} returns silence for a lone {kind} (finite, but a quality issue)")
+            pytest.xfail(f"{method} returns silence for a lone {kind} (reported as a failure)")
         raise AssertionError(f"{method} returned silence for {kind}")
 
 

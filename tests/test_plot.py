@@ -153,3 +153,65 @@ def test_without_matplotlib_says_how_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, out, err = run(capsys, "plot", tmp_path / "x.npy", "-o", tmp_path / "x.png")
     assert code == 2 and "pip install 'specinv-cli[plot]'" in err and out == ""
+
+
+def test_comparisons_that_cannot_be_right_are_refused(tmp_path, capsys, corpus):
+    """plot -a goes through the comparison check: length, rate, channels (and those of an audio
+    SPEC it is compared with); refused with exit 2 and no PNG, unless a flag asks deliberately."""
+    import soundfile as sf
+
+    from companionhelp import GUITAR, SR, write_resampled, write_stereo
+
+    clip = write_clip(tmp_path / "clip.wav", subtype="FLOAT")
+    assert run(capsys, "stft", tmp_path / "clip.wav", "-O", tmp_path / "d")[0] == 0
+    spec = tmp_path / "d" / "clip.npy"
+    png = tmp_path / "c.png"
+    sf.write(tmp_path / "long.wav", np.concatenate([clip, clip, clip]), SR, subtype="FLOAT")
+    write_stereo(tmp_path / "st.wav")
+    write_resampled(tmp_path / "s16.wav", clip, 16000)
+    for audio, words in (("long.wav", [f"{3 * len(clip)} samples (3.00 s), but the target {spec}", "--truncate"]),
+                         ("st.wav", ["has 2 channels", "--channel N", "--mixdown"]),
+                         ("s16.wav", ["sample rate 16000 Hz", "22050 Hz", "--resample"])):
+        code, out, err = run(capsys, "plot", spec, "-a", tmp_path / audio, "-o", png)
+        assert code == 2 and err.count("error:") == 1 and f"{tmp_path / audio}: " in err, err
+        assert all(w in err for w in words), err
+        assert not png.exists() and no_temporaries(tmp_path)
+    code, out, err = run(capsys, "plot", spec, "-a", tmp_path / "long.wav", "-a", tmp_path / "st.wav",
+                         "-a", tmp_path / "s16.wav", "--truncate", "--channel", "0", "--resample", "-o", png, "--json")
+    assert code == 0, err
+    rec = json.loads(out)
+    assert rec["panels"] == 7 and png.exists()
+    assert rec["adjusted"]["long"] == {"output": {"truncated": [3 * len(clip), 22016]}}
+    assert rec["adjusted"]["st"] == {"output": {"channel": 0}}
+    assert rec["adjusted"]["s16"]["output"]["resampled"] == [16000, 22050]
+    assert rec["sc"]["st"] < -60 and rec["sc"]["long"] < -15     # the same signal, chosen and cut on purpose
+    assert any("cut from" in n and "--truncate" in n for n in rec["notes"])
+    # an audio SPEC that the outputs are compared with obeys the same rules; drawn alone it is
+    # analysed as 'specinv stft' does (mixed down)
+    code, out, err = run(capsys, "plot", tmp_path / "st.wav", "-a", tmp_path / "clip.wav", "-o", png)
+    assert code == 2 and f"{tmp_path / 'st.wav'}: has 2 channels" in err
+    code, out, err = run(capsys, "plot", tmp_path / "st.wav", "-a", tmp_path / "clip.wav", "--mixdown", "-o", png,
+                         "--json")
+    assert code == 0, err
+    assert json.loads(out)["sc"]["clip"] == pytest.approx(20 * np.log10(1 / 3), abs=1e-3)  # |X| vs |0.75 X|
+    code, out, err = run(capsys, "plot", tmp_path / "st.wav", "-o", tmp_path / "alone.png")
+    assert code == 0, err
+
+
+def test_spectrogram_png_checks_each_output_before_drawing(tmp_path, corpus):
+    from specinv_cli.analysis import ComparisonError, CompareOptions, analyze
+    from specinv_cli.config import STFTConfig
+    from specinv_cli.plot import spectrogram_png
+    from specinv_cli.spectrogram import interpret
+
+    from companionhelp import SR
+
+    clip = write_clip(tmp_path / "clip.wav", subtype="FLOAT")
+    cfg = STFTConfig()
+    target = interpret(analyze(clip, cfg))
+    png = tmp_path / "x.png"
+    with pytest.raises(ComparisonError, match=r"^y\.wav: 44100 samples \(2\.00 s\), but the target implies 22016"):
+        spectrogram_png(png, target, cfg, [("ok", clip, SR), ("y", np.concatenate([clip, clip]), SR, "y.wav")])
+    assert not png.exists()
+    info = spectrogram_png(png, target, cfg, [("y", np.stack([clip, clip]), SR)], options=CompareOptions(mixdown=True))
+    assert info["sc"][0] < -60 and info["adjusted"] == [{"output": {"mixdown": 2}}]

@@ -194,3 +194,97 @@ def test_a_bad_target_costs_its_metrics_not_the_page(run_dir, tmp_path, capsys):
     # speech falls back to its reference's spectrogram; guitar keeps its target
     assert sorted({r[0] for r in page.rows["metrics"]}) == ["guitar", "speech"]
     assert len(page.rows["metrics"]) == 6
+
+
+@pytest.fixture(scope="module")
+def level_run(tmp_path_factory, corpus):
+    """RUN_DIR/{reference,target,same,half}/: the references themselves and at half level (no
+    inversion: the numbers are known)."""
+    import numpy as np
+
+    d = tmp_path_factory.mktemp("levels")
+    for sub in ("reference", "same", "half"):
+        (d / sub).mkdir()
+    for stem, clip in (("speech", SPEECH), ("guitar", GUITAR)):
+        x = write_clip(d / "reference" / f"{stem}.wav", clip, subtype="FLOAT")
+        sf.write(d / "same" / f"{stem}.wav", x, 22050, subtype="FLOAT")
+        sf.write(d / "half" / f"{stem}.wav", np.float32(0.5) * x, 22050, subtype="FLOAT")
+    _cli("stft", d / "reference", "-O", d / "target", "-q")
+    return d
+
+
+def _sc_mode(path):
+    m = re.search(r'<p id="sc-mode" data-scale-invariant="(true|false)"><b>([^<]*)</b>', Path(path).read_text())
+    assert m, "the page does not say which SC it shows"
+    return m[1] == "true", m[2]
+
+
+def test_scale_invariant_is_threaded_through_and_stated_on_top(level_run, tmp_path, capsys):
+    import math
+
+    out = tmp_path / "r.html"
+    code, stdout, err = run(capsys, "report", level_run, "-o", out, "-m", "same,half", "--no-perceptual", "--json")
+    assert code == 0, err
+    si, text = _sc_mode(out)
+    assert not si and text.startswith("SC shown: of each file as written")
+    assert json.loads(stdout)["scale_invariant"] is False
+    rows = {(r[0], r[1]): r for r in parse(out).rows["metrics"]}
+    assert float(rows["speech", "half"][2]) == pytest.approx(20 * math.log10(0.5), abs=0.006)
+    # --scale-invariant: the least-squares gain removes the level error, as eval --scale-invariant does
+    code, stdout, err = run(capsys, "report", level_run, "-o", out, "-m", "same,half", "--no-perceptual", "--json",
+                            "--scale-invariant")
+    assert code == 0, err
+    si, text = _sc_mode(out)
+    assert si and text.startswith("SC shown: scale-invariant, after the least-squares gain")
+    assert json.loads(stdout)["scale_invariant"] is True
+    rows = {(r[0], r[1]): r for r in parse(out).rows["metrics"]}
+    code, so, err = run(capsys, "eval", level_run / "half" / "speech.wav", "-t", level_run / "target" / "speech.npy",
+                        "--scale-invariant", "--json")
+    ev = json_lines(so)[0]
+    assert ev["sc"] < -60 and float(rows["speech", "half"][2]) == pytest.approx(ev["sc"], abs=0.006)
+    assert len(parse(out).images) == 2 * 3       # images drawn from the compared audio
+
+
+def test_refused_comparisons_are_errors_and_page_notes(level_run, tmp_path, capsys):
+    import numpy as np
+
+    from companionhelp import write_stereo
+
+    d = tmp_path / "run"
+    shutil.copytree(level_run, d)
+    (d / "bad").mkdir()
+    write_stereo(d / "bad" / "speech.wav", SPEECH)
+    g = sf.read(d / "reference" / "guitar.wav", dtype="float32")[0]
+    sf.write(d / "bad" / "guitar.wav", np.concatenate([g, g]), 22050, subtype="FLOAT")
+    out = tmp_path / "r.html"
+    code, stdout, err = run(capsys, "report", d, "-o", out, "--no-images", "--no-perceptual")
+    assert code == 1 and err.count("error:") == 2 and "Traceback" not in err
+    assert f"error: {d / 'bad' / 'speech.wav'}: has 2 channels" in err and "--mixdown" in err
+    n = 2 * len(g)
+    assert f"error: {d / 'bad' / 'guitar.wav'}: {n} samples ({n / 22050:.2f} s), but the target" in err
+    text = out.read_text()
+    assert "refused:" in text and "has 2 channels" in text
+    rows = parse(out).rows["metrics"]
+    assert {r[1] for r in rows} == {"half", "same"} and len(rows) == 4      # the others still scored
+    code, stdout, err = run(capsys, "report", d, "-o", out, "--no-images", "--no-perceptual", "--mixdown", "--truncate")
+    assert code == 0, err
+    rows = parse(out).rows["metrics"]
+    assert len(rows) == 6 and "mixed down from 2 channels (--mixdown)" in out.read_text()
+
+
+def test_nothing_scored_is_exit_2_and_no_page(tmp_path, capsys, corpus):
+    """A reference at another rate, no target: the reference's spectrogram cannot be the target."""
+    from companionhelp import write_resampled
+
+    d = tmp_path / "run"
+    (d / "reference").mkdir(parents=True)
+    (d / "m").mkdir()
+    x = write_clip(d / "m" / "speech.wav", SPEECH, subtype="FLOAT")
+    write_resampled(d / "reference" / "speech.wav", x, 16000)
+    out = tmp_path / "r.html"
+    code, stdout, err = run(capsys, "report", d, "-o", out, "--no-images", "--no-perceptual")
+    assert code == 2 and err.count("error:") == 1 and not out.exists() and no_temporaries(tmp_path)
+    assert f"{d / 'reference' / 'speech.wav'}: sample rate 16000 Hz" in err and "22050 Hz" in err
+    code, stdout, err = run(capsys, "report", d, "-o", out, "--no-images", "--no-perceptual", "--resample")
+    assert code == 0, err
+    assert len(parse(out).rows["metrics"]) == 1 and "resampled from 16000 Hz" in out.read_text()

@@ -54,11 +54,12 @@ class Monitor:
         two evaluations is below ``tol`` for every item; ``0`` runs all iterations.
     callback : called with a :class:`Progress` at each evaluation.
     metrics : names from :data:`specinv_cli.metrics.METRICS` to compute.
+    record : evaluate (and keep :attr:`history`) even without a callback or ``tol``.
     """
 
     def __init__(self, target: torch.Tensor | None = None, n_iter: int = 0, eval_every: int = 10,
                  tol: float = 0.0, callback: Callable[[Progress], None] | None = None,
-                 metrics=("sc", "snr", "ser")):
+                 metrics=("sc", "snr", "ser"), record: bool = False):
         self.target = target
         self.n_iter = int(n_iter)
         self.eval_every = max(1, int(eval_every))
@@ -69,10 +70,13 @@ class Monitor:
         self.history: list[dict] = []
         self._prev_loss: torch.Tensor | None = None
         self.stopped_early = False
+        self.record = bool(record)
 
     @property
     def active(self) -> bool:
-        return self.target is not None and (self.callback is not None or self.tol > 0)
+        """Whether evaluations run: only when someone uses them (a callback, ``tol``, or a
+        history asked for with ``record``), since each costs an STFT."""
+        return self.target is not None and (self.callback is not None or self.tol > 0 or self.record)
 
     def due(self, i: int) -> bool:
         """Whether iteration ``i`` (1-based, completed) is evaluated."""

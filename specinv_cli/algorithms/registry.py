@@ -9,6 +9,7 @@ Adding a method is one module in ``specinv_cli/algorithms/`` and one :class:`Met
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -43,6 +44,8 @@ class Option:
     choices: tuple | None = None
     min: float | None = None
     max: float | None = None
+    #: ``max`` itself is outside the valid range (e.g. a momentum in ``[0, 1)``).
+    max_open: bool = False
 
     @property
     def flag(self) -> str:
@@ -52,14 +55,24 @@ class Option:
         try:
             value = self.type(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{self.flag} for {method} must be {self.type.__name__}, got {value!r}") from None
+            raise ValueError(f"`{self.name}` for {method} must be {self.type.__name__}, got {value!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"`{self.name}` for {method} must be a finite number, got {value}{self._range()}")
         if self.choices is not None and value not in self.choices:
-            raise ValueError(f"{self.flag} for {method} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
+            raise ValueError(f"`{self.name}` for {method} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.min is not None and value < self.min:
-            raise ValueError(f"{self.flag} for {method} must be >= {self.min}, got {value}")
-        if self.max is not None and value > self.max:
-            raise ValueError(f"{self.flag} for {method} must be <= {self.max}, got {value}")
+            raise ValueError(f"`{self.name}` for {method} must be >= {self.min}, got {value}")
+        if self.max is not None and (value > self.max or (self.max_open and value == self.max)):
+            raise ValueError(f"`{self.name}` for {method} must be {'<' if self.max_open else '<='} {self.max}, "
+                             f"got {value}{self._range()}")
         return value
+
+    def _range(self) -> str:
+        if self.min is None and self.max is None:
+            return ""
+        lo = "-inf" if self.min is None else f"{self.min:g}"
+        hi = "inf" if self.max is None else f"{self.max:g}"
+        return f" (valid: [{lo}, {hi}{')' if self.max_open or self.max is None else ']'})"
 
 
 @dataclass(frozen=True)
@@ -83,6 +96,8 @@ class Method:
     #: runs unchanged on a :class:`~specinv_cli.ragged.RaggedSTFT` (cross-file batches of
     #: different lengths give each item its one-by-one result).
     ragged: bool = False
+    #: ``check(options) -> message | None``: constraints across options (e.g. stability).
+    check: Callable[[dict], str | None] | None = None
 
     def load(self) -> Callable:
         mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
@@ -102,16 +117,38 @@ class Method:
         by_name = {o.name: o for o in self.options}
         unknown = [k for k in given if k not in by_name]
         if unknown:
-            flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
-            accepted = ", ".join(o.flag for o in self.options) or "none"
+            flags = ", ".join(f"`{k}`" for k in unknown)
+            accepted = ", ".join(f"`{o.name}`" for o in self.options) or "none"
             raise ValueError(f"option {flags} does not apply to method {self.name!r} (its options: {accepted})")
         out = self.defaults()
         for k, v in given.items():
             out[k] = by_name[k].check(v, self.name)
+        problem = self.check(out) if self.check is not None else None
+        if problem:
+            raise ValueError(f"options of {self.name}: {problem}")
         return out
 
 
-_ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; < 1 for convergence)", min=0.0)
+def _agla_stability(o: dict) -> str | None:
+    """AGLA's inertia linearised around a fixed point: per eigenvalue l in [0, 1] of the GLA map,
+    ``t_n = A t_{n-1} - B t_{n-2}`` with ``A = (1-g)(1+b) + g l (1+a)``, ``B = (1-g) b + g l a``.
+    Stable while both roots lie inside the unit circle (Jury: ``|B| < 1``, ``|A| < 1 + B``) for
+    every l; A and B are linear in l and the region is convex, so l = 0 and l = 1 suffice (at
+    l = 1 one root is the fixed point's 1, the other B). Beyond it the iterates blow up (NaN) or
+    stall near 0 dB."""
+    a, b, g = o["alpha"], o["beta"], o["gamma"]
+    b1 = (1 - g) * b + g * a
+    a0, b0 = (1 - g) * (1 + b), (1 - g) * b
+    if abs(b1) < 1 and abs(b0) < 1 and abs(a0) < 1 + b0:
+        return None
+    return (f"alpha {a:g}, beta {b:g}, gamma {g:g} make the iteration unstable; it needs "
+            f"|(1-gamma) beta + gamma alpha| < 1 (here {b1:.4g}), |(1-gamma) beta| < 1 (here {b0:.4g}) and "
+            f"|(1-gamma)(1+beta)| < 1 + (1-gamma) beta (here {abs(a0):.4g} vs {1 + b0:.4g}); "
+            f"the defaults 0.99, 1.1, 1.25 are stable")
+
+
+_ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; 1 and above do not converge)",
+                min=0.0, max=1.0, max_open=True)
 
 REGISTRY: dict[str, Method] = {m.name: m for m in [
     Method("gla", "gla", "gla", "Griffin-Lim: alternating projections, monotone",
@@ -123,7 +160,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in [
            (Option("alpha", float, 0.99, "AGLA momentum of c_n (as FGLA's alpha)", min=0.0),
             Option("beta", float, 1.1, "AGLA momentum of d_n", min=0.0),
             Option("gamma", float, 1.25, "AGLA relaxation of the GLA step (1: FGLA); stable only while "
-                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0)), ragged=True),
+                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0)), ragged=True, check=_agla_stability),
     Method("admm", "admm", "admm", "GLA-like phase recovery by ADMM",
            "Masuyama, Yatabe & Oikawa, IEEE SPL 2019",
            (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),), ragged=True),
