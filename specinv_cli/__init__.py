@@ -8,7 +8,8 @@ does not pay for torch::
 from ._version import __version__
 
 __all__ = ["__version__", "invert", "InversionResult", "load_spectrogram", "save_audio",
-           "STFTConfig", "load_preset", "STFT", "metrics", "InputError"]
+           "STFTConfig", "load_preset", "STFT", "metrics", "SpecinvError", "InputError", "ConfigError",
+           "InversionError", "encode_audio"]
 
 _LAZY = {
     "invert": ("api", "invert"),
@@ -18,7 +19,11 @@ _LAZY = {
     "STFTConfig": ("config", "STFTConfig"),
     "load_preset": ("config", "load_preset"),
     "STFT": ("dsp", "STFT"),
-    "InputError": ("spectrogram", "InputError"),
+    "SpecinvError": ("errors", "SpecinvError"),
+    "InputError": ("errors", "InputError"),
+    "ConfigError": ("errors", "ConfigError"),
+    "InversionError": ("errors", "InversionError"),
+    "encode_audio": ("io", "encode_audio"),
 }
 
 
