@@ -322,7 +322,7 @@ class Pipeline:
             try:
                 rec = self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items),
                                   failure=res.failures[b])
-                shown.append(rec["sc"])
+                shown.append(rec)
                 yield rec
             except Failure as e:
                 shown.append(None)
@@ -345,7 +345,7 @@ class Pipeline:
             try:
                 rec = self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
                                   res.seconds / job.n_items, hist, failure=res.failures[i])
-                shown.append(rec["sc"])
+                shown.append(rec)
                 yield rec
             except Failure as e:
                 shown.append(None)
@@ -384,8 +384,8 @@ class Pipeline:
                     eval_every=s.eval_every, refine=s.refine, nnls_iters=s.nnls_iters, history=s.history, **s.opts)
 
     def _invert(self, target, job: _Job, labels, frames=None, name=None):
-        """``(result, done)``: ``done(values)`` ends the items' progress bars with the metric of
-        what was written (``None`` for an item that was not)."""
+        """``(result, done)``: ``done(records)`` ends the items' progress bars with the metrics
+        of what was written (a record per item, ``None`` for an item that was not)."""
         import torch
 
         from .algorithms.base import Progress
@@ -399,10 +399,12 @@ class Pipeline:
                                         callback=callback, source=name or job.name, frames=frames,
                                         errors="report", **self._kwargs()), name or job.name)
 
-        def done(values):
+        def done(records):
             if callback is not None:
-                v = torch.tensor([float("nan") if x is None else x for x in values])
-                callback(Progress(res.iterations, max(total, 1), {"sc": v}, done=True))
+                nan = float("nan")
+                values = {k: torch.tensor([nan if r is None or r[k] is None else r[k] for r in records])
+                          for k in ("sc", "snr", "ser")}
+                callback(Progress(res.iterations, max(total, 1), values, done=True))
 
         return res, done
 

@@ -271,3 +271,25 @@ def test_errors_share_one_root():
 
     for cls in (InputError, ConfigError, DeviceError, OutputError, InversionError):
         assert issubclass(cls, SpecinvError)
+
+
+def test_progress_bar_ends_on_the_file_as_written(tmp_path, soft):
+    """On a terminal the bar's last value is the written file's SC (here after a gain)."""
+    import io
+
+    from rich.console import Console
+
+    from specinv_cli.config import load_preset
+    from specinv_cli.pipeline import Pipeline, Settings
+    from specinv_cli.progress import Reporter
+
+    np.save(tmp_path / "s.npy", soft)
+    buf = io.StringIO()
+    rep = Reporter(stream=buf)
+    rep.console, rep.live = Console(file=buf, force_terminal=True, width=120), True
+    pipe = Pipeline(Settings(cfg=load_preset("default", explicit=False), method="fgla", n_iter=10, batch_size=1,
+                             normalize="peak", output=str(tmp_path / "x.wav")), rep)
+    with rep.session():
+        (rec,) = list(pipe.feed(str(tmp_path / "s.npy")))
+    assert rec["gain"] > 1.5 and abs(rec["sc"] - rec["sc_before_gain"]) > 1
+    assert f"SC {rec['sc']:7.2f} dB" in buf.getvalue()[-300:]  # the bar's last redraw
