@@ -256,6 +256,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         except KeyboardInterrupt:
             from .io import cleanup_temporaries
 
+            _ignore_signals()
             cleanup_temporaries()
             rep.error("interrupted; temporary files removed, finished outputs kept")
             sys.exit(EXIT_INTERRUPTED)
@@ -311,6 +312,17 @@ def _emit(rec: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(rec) + "\n")
         sys.stdout.flush()
+
+
+def _ignore_signals():
+    """Once interrupted, a repeated (or late-delivered) SIGINT/SIGTERM must not raise a second
+    KeyboardInterrupt during clean-up or shutdown: Python would then end by re-raising SIGINT on
+    itself (exit -2) instead of exiting 130."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, signal.SIG_IGN)
+        except ValueError:  # not in the main thread
+            pass
 
 
 def _install_signal_handlers():
@@ -400,6 +412,7 @@ def main(argv=None):
         click.echo("error: aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
+        _ignore_signals()
         sys.exit(EXIT_INTERRUPTED)
     except Exception as e:  # a bug, not bad input: one line unless --debug
         if "--debug" in argv:

@@ -105,8 +105,10 @@ def _on_sigterm():
 
 
 def _interrupted(run: _Run):
+    from .cli import _ignore_signals
     from .io import cleanup_temporaries
 
+    _ignore_signals()
     cleanup_temporaries()
     run.rep.error("interrupted; temporary files removed, finished outputs kept")
     sys.exit(EXIT_INTERRUPTED)

@@ -43,6 +43,21 @@ def reference_magnitude(audio: np.ndarray, n_fft: int = 1024, hop: int = 256):
                       pad_mode="reflect", return_complex=True).abs()
 
 
+def stft_atol(audio: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
+    """Absolute tolerance between two float32 computations of ``reference_magnitude(audio)``:
+    the FFT's rounding bound ``||X_hat - X||_2 <= eps log2(N) ||X||_2`` with Parseval
+    ``||X||_2 = sqrt(N) ||w x||_2``, for the frame of largest ``||w x||_2``. It scales with the
+    signal, whatever CPU or FFT code path computed either side (about 2e-6 of the peak bin for
+    speech; a wrong window or framing errs by O(1) of it)."""
+    import torch
+
+    x = torch.from_numpy(np.asarray(audio, dtype=np.float32))
+    x = torch.nn.functional.pad(x[None, None], (n_fft // 2, n_fft // 2), mode="reflect")[0, 0]
+    frames = x.unfold(0, n_fft, hop) * torch.hann_window(n_fft)
+    eps = float(np.finfo(np.float32).eps)
+    return eps * float(np.log2(n_fft)) * float(np.sqrt(n_fft)) * float(frames.norm(dim=-1).max())
+
+
 @pytest.fixture(scope="module")
 def clips(corpus):
     """Three 3 s excerpts (speech, guitar, tabla) shared by the initialiser tests."""

@@ -14,5 +14,10 @@ def test_default_is_dm_from_pghi_and_beats_fgla_from_random(corpus, clip):
     best = invert(mag, length=len(audio), device="cpu")
     base = invert(mag, method="fgla", init="random", length=len(audio), device="cpu")
     assert best.method == "dm" and best.iterations == 100
-    assert float(best.metrics["sc"]) < -33.0  # measured about -35.5 and -39.9
-    assert float(best.metrics["sc"]) < float(base.metrics["sc"]) + -6.0
+    # DM amplifies float32 rounding, so its result moves by a few dB between CPUs' FFT code
+    # paths: measured -35.5 / -39.9 dB (Intel Xeon), -32.7 / -38.1 (AMD EPYC; -38.3 without the
+    # kernels). The bound keeps 2.7 dB below the worst and is still well past what FGLA from
+    # random reaches (-24.3 / -27.1) or librosa's griffinlim (about -29 on the corpus).
+    assert float(best.metrics["sc"]) < -30.0
+    # at least 5 dB better than FGLA from random (measured 8.3 and 11.0 dB on AMD)
+    assert float(best.metrics["sc"]) < float(base.metrics["sc"]) - 5.0
