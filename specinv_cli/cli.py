@@ -400,8 +400,32 @@ cli_bench.register(cli)
 
 
 def main(argv=None):
-    """Entry point: click errors become one line on stderr with exit code 2."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    """Entry point: click errors become one line on stderr with exit code 2.
+
+    As the program itself (``argv`` None), an interrupted run ends with ``os._exit(130)`` after
+    flushing: a KeyboardInterrupt that passed through code run from a string (``exec`` inside
+    imports, e.g. numba's runtime pulling in scipy) is recorded by CPython as unhandled even
+    though it was caught, and ``python -m`` would then end the process by re-raising SIGINT on
+    itself (return code -2) instead of exiting 130."""
+    if argv is None:
+        try:
+            _main(sys.argv[1:])
+        except SystemExit as e:
+            if e.code == EXIT_INTERRUPTED:
+                import os
+
+                for stream in (sys.stdout, sys.stderr):
+                    try:
+                        stream.flush()
+                    except (OSError, ValueError):
+                        pass
+                os._exit(EXIT_INTERRUPTED)
+            raise
+        return
+    _main(list(argv))
+
+
+def _main(argv):
     try:
         rv = cli.main(args=argv, prog_name="specinv", standalone_mode=False)
     except click.ClickException as e:
