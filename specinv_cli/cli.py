@@ -223,7 +223,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         limit = (available_memory(dev), "free CUDA memory" if dev.type == "cuda" else "available memory")
     else:
         limit = (max_memory, "--max-memory")
-    _install_signal_handlers()
+    install_signal_handlers()
     from .pipeline import Pipeline, Settings
 
     if batch_size is None:
@@ -256,7 +256,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         except KeyboardInterrupt:
             from .io import cleanup_temporaries
 
-            _ignore_signals()
+            ignore_signals()
             cleanup_temporaries()
             rep.error("interrupted; temporary files removed, finished outputs kept")
             sys.exit(EXIT_INTERRUPTED)
@@ -314,7 +314,7 @@ def _emit(rec: dict, as_json: bool) -> None:
         sys.stdout.flush()
 
 
-def _ignore_signals():
+def ignore_signals():
     """Once interrupted, a repeated (or late-delivered) SIGINT/SIGTERM must not raise a second
     KeyboardInterrupt during clean-up or shutdown: Python would then end by re-raising SIGINT on
     itself (exit -2) instead of exiting 130."""
@@ -325,7 +325,7 @@ def _ignore_signals():
             pass
 
 
-def _install_signal_handlers():
+def install_signal_handlers():
     def on_term(signum, frame):
         raise KeyboardInterrupt
     try:
@@ -436,7 +436,7 @@ def _main(argv):
         click.echo("error: aborted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        _ignore_signals()
+        ignore_signals()
         sys.exit(EXIT_INTERRUPTED)
     except Exception as e:  # a bug, not bad input: one line unless --debug
         if "--debug" in argv:

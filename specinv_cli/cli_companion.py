@@ -99,16 +99,16 @@ def _config(run: _Run, config_name, flags: dict):
 
 def _on_sigterm():
     """SIGTERM ends the run like Ctrl-C: temporaries removed, exit 130 (as ``invert``)."""
-    from .cli import _install_signal_handlers
+    from .cli import install_signal_handlers
 
-    _install_signal_handlers()
+    install_signal_handlers()
 
 
 def _interrupted(run: _Run):
-    from .cli import _ignore_signals
+    from .cli import ignore_signals
     from .io import cleanup_temporaries
 
-    _ignore_signals()
+    ignore_signals()
     cleanup_temporaries()
     run.rep.error("interrupted; temporary files removed, finished outputs kept")
     sys.exit(EXIT_INTERRUPTED)

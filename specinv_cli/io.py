@@ -369,13 +369,15 @@ def encode_audio(audio, subtype: str = "auto", normalize: str = "none", *, inpla
     if peak > _F32_MAX:
         raise ValueError(f"its level (peak {peak:.3g}) is beyond what a WAV can hold (32-bit float, at most "
                          f"{_F32_MAX:.3g}); `normalize` peak scales it to full scale")
-    if a.dtype == np.float32 and gain == 1.0:
-        x = a if inplace and a.flags.writeable and a.flags.c_contiguous else a.copy()
-    elif a.dtype == np.float32 and inplace and a.flags.writeable and a.flags.c_contiguous:
+    own = inplace and a.dtype == np.float32 and a.flags.writeable and a.flags.c_contiguous
+    if gain == 1.0:
+        x = a.astype(np.float32, copy=False)  # FLOAT writes it as is; PCM copies it below
+    elif own:
         x = a
         x *= np.float32(gain)
     else:
-        x = (a * gain).astype(np.float32) if gain != 1.0 else a.astype(np.float32)
+        x = (a * gain).astype(np.float32)
+    own = own or x is not a  # x may be quantised in place
     reason = None
     if subtype == "auto":
         hi = max((float(np.max(c)) for c in _chunks(x.reshape(-1))), default=0.0)
@@ -390,6 +392,8 @@ def encode_audio(audio, subtype: str = "auto", normalize: str = "none", *, inpla
     if subtype == "FLOAT":
         return EncodedAudio(x, x, subtype, gain, peak, 0, reason)
     fs = FULL_SCALE[subtype]
+    if not own or not x.flags.c_contiguous:
+        x = np.array(x, dtype=np.float32, order="C")
     clipped = 0
     for c in _chunks(x.reshape(-1)):  # in place, chunk by chunk: q = clip(round(x fs)) / fs
         c *= np.float32(fs)

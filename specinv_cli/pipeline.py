@@ -189,11 +189,10 @@ class Pipeline:
                 raise Failure(f"{shown}: output {e}") from None
             except OSError as e:
                 raise Failure(f"{shown}: output {d}: cannot create its folder ({e.strerror or e})") from None
-            if d != "-":
-                other = self._taken.get(str(Path(d).resolve()))
-                if other is not None and other != shown:
-                    raise Failure(f"{shown}: its output {d} is also the output of {other}; "
-                                  f"rename one of them or use --recursive names")
+            other = self._taken.get(str(Path(d).resolve()))
+            if other is not None and other != shown:
+                raise Failure(f"{shown}: its output {d} is also the output of {other}; "
+                              f"rename one of them or use --recursive names")
         for d in dests:
             if d != "-":
                 self._taken[str(Path(d).resolve())] = shown
