@@ -49,7 +49,7 @@ import numpy as np
 from .spectrogram import InputError
 
 __all__ = ["SPEC_KINDS", "audio_suffixes", "is_audio_file", "read_audio", "load_audio", "resample", "analyze",
-           "save_array", "atomic_write", "CompareOptions", "ComparisonError", "Checked", "check_comparison",
+           "stft_bytes", "save_array", "atomic_write", "CompareOptions", "ComparisonError", "Checked", "check_comparison",
            "implied_length", "Evaluation", "evaluate", "lsd", "summarize", "METRIC_INFO", "LSD_FLOOR_DB"]
 
 #: What ``specinv stft --kind`` writes for linear spectrograms (``invert --input-kind`` reads them).
@@ -118,32 +118,89 @@ def save_array(path, array: np.ndarray) -> None:
 
 
 # --- audio --------------------------------------------------------------------------------
-def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
-    """``audio [..., L]`` from ``sr_in`` to ``sr_out`` Hz (librosa with soxr, high quality)."""
+def _resampled_length(n: int, sr_in: int, sr_out: int) -> int:
+    return int(math.ceil(n * (int(sr_out) / int(sr_in))))
+
+
+def resample(audio: np.ndarray, sr_in: int, sr_out: int, *, max_bytes: float | None = None,
+             source: str | None = None) -> np.ndarray:
+    """``audio [..., L]`` from ``sr_in`` to ``sr_out`` Hz (soxr, high quality; what librosa's
+    ``resample(res_type="soxr_hq")`` gives, without importing librosa and numba).
+
+    The result's size follows from the ratio, not from the input's: it is checked against
+    ``max_bytes`` (``None``: the available memory, :func:`specinv_cli.limits.host_memory`;
+    ``inf``: no limit) before anything is allocated, an :class:`InputError` naming ``source``."""
     if int(sr_in) == int(sr_out):
         return audio
-    import librosa
+    import soxr
 
-    return librosa.resample(np.asarray(audio, dtype=np.float32), orig_sr=int(sr_in), target_sr=int(sr_out),
-                            res_type="soxr_hq").astype(np.float32)
+    from .limits import check_bytes
+
+    x = np.asarray(audio, dtype=np.float32)
+    n_out = _resampled_length(x.shape[-1], sr_in, sr_out)
+    rows = int(np.prod(x.shape[:-1])) if x.ndim > 1 else 1
+    # soxr's output, and the copy that fixes its length
+    check_bytes(source, 2 * 4 * rows * n_out, max_bytes, f"resampling from {int(sr_in)} Hz to {int(sr_out)} Hz")
+    flat = x.reshape(rows, x.shape[-1])
+    out = np.zeros((rows, n_out), dtype=np.float32)
+    for r in range(rows):
+        y = soxr.resample(flat[r], int(sr_in), int(sr_out), quality="soxr_hq")
+        k = min(len(y), n_out)
+        out[r, :k] = y[:k]
+    return out.reshape(*x.shape[:-1], n_out)
 
 
-def read_audio(path):
+def _sniffed(path) -> str:
+    from .io import looks_like
+
+    try:
+        with open(path, "rb") as f:
+            return f" (it looks like {looks_like(f.read(64))})"
+    except OSError:
+        return ""
+
+
+def read_audio(path, *, max_bytes: float | None = None):
     """Read an audio file as it is: ``(audio [C, L] float32, rate)``, no mix-down, no resampling.
 
+    A FIFO or character device is read as a stream. The samples the header declares are
+    checked against ``max_bytes`` (``None``: the available memory) before they are read.
     Raises :class:`InputError` naming the file (missing, unreadable, not audio, no samples,
-    non-finite samples)."""
+    non-finite samples, too large)."""
+    import io as _io
+
     import soundfile as sf
 
-    name = str(path)
-    from .io import _check_readable
+    from .io import _check_readable, _load_stream_bytes
+    from .limits import check_bytes
 
-    _check_readable(Path(path), name, "an audio file")
+    name = str(path)
+    kind = _check_readable(Path(path), name, "an audio file")
+    src = name
+    if kind == "stream":
+        src = _io.BytesIO(_load_stream_bytes(path, name, max_bytes))
     try:
-        data, sr = sf.read(name, dtype="float32", always_2d=True)
+        info = sf.info(src)
+        if kind == "stream":
+            src.seek(0)
+        # float32 samples, and the channels-first copy
+        check_bytes(name, 2 * 4 * max(int(info.frames), 0) * int(info.channels), max_bytes,
+                    f"reading its {int(info.frames)} frames of {int(info.channels)} channel(s) (as its header says)")
+        data, sr = sf.read(src, dtype="float32", always_2d=True)
+    except InputError:
+        raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(name, f"not a readable audio file ({msg[:160]})") from None
+        if kind == "stream":
+            from .io import looks_like
+
+            src.seek(0)
+            looks = f" (it looks like {looks_like(src.read(64))})"
+        else:
+            looks = _sniffed(name)
+        raise InputError(name, f"not a readable audio file{looks or ''}: {msg[:160]}") from None
+    except MemoryError:
+        raise InputError(name, "too large to read into memory") from None
     except OSError as e:
         raise InputError(name, f"cannot read: {e.strerror or e}") from None
     if data.shape[0] == 0:
@@ -153,16 +210,19 @@ def read_audio(path):
     return np.ascontiguousarray(data.T), int(sr)
 
 
-def load_audio(path, sample_rate: int | None = None, channel: int | None = None):
+def load_audio(path, sample_rate: int | None = None, channel: int | None = None, *,
+               max_bytes: float | None = None):
     """Read an audio file as float32 mono ``[L]``: ``(audio, rate)``, to make a spectrogram of it.
 
     Multichannel files are averaged (or ``channel``, 0-based, is taken); with ``sample_rate`` the
-    audio is resampled to it. Raises :class:`InputError` naming the file (missing, unreadable,
-    not audio, no samples, no such channel). Comparisons do not use this silent conversion: they
-    read with :func:`read_audio` and go through :func:`check_comparison`.
+    audio is resampled to it. ``max_bytes`` bounds what reading and resampling allocate (see
+    :func:`read_audio`, :func:`resample`). Raises :class:`InputError` naming the file (missing,
+    unreadable, not audio, no samples, no such channel, too large). Comparisons do not use
+    this silent conversion: they read with :func:`read_audio` and go through
+    :func:`check_comparison`.
     """
     name = str(path)
-    data, sr = read_audio(path)
+    data, sr = read_audio(path, max_bytes=max_bytes)
     if channel is not None:
         if not 0 <= channel < data.shape[0]:
             raise InputError(name, f"has {data.shape[0]} channel(s); `channel` {channel} does not exist "
@@ -171,18 +231,36 @@ def load_audio(path, sample_rate: int | None = None, channel: int | None = None)
     else:
         audio = data.mean(axis=0) if data.shape[0] > 1 else data[0]
     if sample_rate is not None and int(sample_rate) != int(sr):
-        audio, sr = resample(audio, sr, sample_rate), int(sample_rate)
+        audio, sr = resample(audio, sr, sample_rate, max_bytes=max_bytes, source=name), int(sample_rate)
     return np.ascontiguousarray(audio, dtype=np.float32), int(sr)
 
 
 # --- analysis -----------------------------------------------------------------------------
-def _mag(audio, cfg, source=None):
-    """STFT magnitude ``[..., F, T]`` (float64 torch) of ``audio [..., L]`` with ``cfg``."""
+def stft_bytes(n_samples: int, cfg, rows: int = 1) -> int:
+    """Peak bytes of :func:`analyze` on ``rows`` signals of ``n_samples``: the float64 signal
+    and its padded copy, then per frame the windowed frame, the complex spectrum, its
+    magnitude and the float32 result (an upper bound on the frame count)."""
+    n_fft, hop = int(cfg.n_fft), int(cfg.hop_length)
+    frames = (int(n_samples) + n_fft + 2 * int(cfg.pad)) // hop + 1
+    bins = n_fft // 2 + 1 if cfg.onesided else n_fft
+    per_frame = 8 * n_fft + 24 * (n_fft // 2 + 1) + 4 * bins + (8 * bins if not cfg.onesided else 0)
+    return int(rows) * (16 * (int(n_samples) + n_fft) + frames * per_frame)
+
+
+def _mag(audio, cfg, source=None, max_bytes=None):
+    """STFT magnitude ``[..., F, T]`` (float64 torch) of ``audio [..., L]`` with ``cfg``; its
+    size is checked first (:func:`stft_bytes` against ``max_bytes``, ``None``: the available
+    memory)."""
     import torch
 
     from .dsp import STFT
+    from .limits import check_bytes
 
-    x = torch.as_tensor(np.asarray(audio, dtype=np.float64))
+    a = np.asarray(audio)
+    rows = int(np.prod(a.shape[:-1])) if a.ndim > 1 else 1
+    check_bytes(source, stft_bytes(a.shape[-1] if a.ndim else 1, cfg, rows), max_bytes,
+                f"the spectrogram of {a.shape[-1] if a.ndim else 1} samples")
+    x = torch.as_tensor(np.asarray(a, dtype=np.float64))
     stft = STFT(cfg, dtype=torch.float64)
     try:
         return stft.forward(x).abs()
@@ -190,7 +268,8 @@ def _mag(audio, cfg, source=None):
         raise InputError(source, f"too short for these settings ({e})") from None
 
 
-def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", source: str | None = None) -> np.ndarray:
+def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", source: str | None = None,
+            max_bytes: float | None = None) -> np.ndarray:
     """The spectrogram of ``audio [..., L]`` that ``specinv invert`` reads back with ``cfg``.
 
     Parameters
@@ -204,6 +283,9 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
     Returns float32 ``[..., F, T]`` (``[..., T, F]`` when ``cfg.layout`` is ``tf``): ``F`` is
     ``n_fft // 2 + 1`` (or ``n_fft`` when not ``onesided``) or ``n_mels``; ``T`` =
     ``STFT.n_frames(L)``, so a centred STFT of ``L`` samples gives ``1 + L // hop`` frames.
+
+    ``max_bytes`` bounds the work's memory (:func:`stft_bytes`; ``None``: the available memory),
+    checked before it starts: an :class:`InputError` naming ``source``.
     """
     import torch
 
@@ -215,7 +297,7 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
     if mel and kind != "magnitude":
         raise ValueError(f"--kind {kind} is for linear spectrograms; mel features are encoded as the settings "
                          f"say (compression {cfg.compression}, normalization {cfg.normalization})")
-    mag = _mag(audio, cfg, source)
+    mag = _mag(audio, cfg, source, max_bytes)
     if mel:
         from .mel import MelTransform, encode
 
@@ -335,7 +417,7 @@ def _conform(audio, sr, cfg, opts: CompareOptions, source, adjusted: dict, notes
             hint = "give the settings this file's rate, or " if not who else ""  # the output's rate may be right
             raise ComparisonError(source, f"sample rate {sr} Hz, but the settings' `sample_rate` is {want} Hz; "
                                           f"{hint}resample it deliberately with `resample`")
-        a = resample(a, sr, want)
+        a = resample(a, sr, want, source=source)
         adjusted["resampled"] = [sr, want]
         notes.append(f"{who}resampled from {sr} Hz to the settings' {want} Hz (`resample`)")
     return np.ascontiguousarray(a, dtype=np.float32)
@@ -456,7 +538,10 @@ def _pesq(est, ref, sr):
         from pesq import pesq
     except ImportError:
         return None, "PESQ left out: the 'pesq' package is not installed (pip install 'specinv-cli[eval]')"
-    r16, e16 = resample(ref, sr, 16000), resample(est, sr, 16000)
+    try:
+        r16, e16 = resample(ref, sr, 16000), resample(est, sr, 16000)
+    except InputError as e:
+        return None, f"PESQ left out: {e.message}"
     try:
         return float(pesq(16000, r16.astype(np.float64), e16.astype(np.float64), "wb")), None
     except Exception as e:  # pesq raises its own errors (no utterances, too short...)
@@ -604,16 +689,19 @@ def match_stem(stem: str, table: dict):
     return None
 
 
-def load_target(path, cfg, *, item: int | None = None, key: str | None = None, input_kind: str = "magnitude"):
+def load_target(path, cfg, *, item: int | None = None, key: str | None = None, input_kind: str = "magnitude",
+                max_bytes: float | None = None):
     """One item ``[F, T]`` of a spectrogram file, read as ``invert`` reads it: ``(Target, cfg)``
-    with ``cfg.with_bins`` applied. A batched file needs ``item`` (its flat index)."""
+    with ``cfg.with_bins`` applied. A batched file needs ``item`` (its flat index);
+    ``max_bytes`` bounds the stored array (:func:`specinv_cli.io.load_array`)."""
     from .config import ConfigError
     from .io import load_spectrogram
     from .spectrogram import Target
 
     name = str(path)
     try:
-        t = load_spectrogram(path, key=key, input_kind=input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
+        t = load_spectrogram(path, key=key, input_kind=input_kind, layout=cfg.layout, n_mels=cfg.n_mels,
+                             max_bytes=max_bytes)
         item_cfg = cfg.with_bins(t.mag.shape[-2], name)
     except ConfigError as e:
         raise InputError(None, str(e)) from None

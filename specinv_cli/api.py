@@ -128,26 +128,17 @@ def estimate_memory(n_items: int, n_frames: int, config: STFTConfig, *, length: 
 
 def available_memory(device: torch.device | str = "cpu") -> int | None:
     """Memory an inversion may use: free device memory for CUDA, else the host's available
-    memory (``MemAvailable`` in /proc/meminfo, else ``sysconf``); ``None`` if unknown."""
+    memory (``MemAvailable`` in /proc/meminfo, else ``sysconf``), and under an address-space
+    limit (``ulimit -v``) no more than what is left of it; ``None`` if unknown."""
     dev = torch.device(device)
     if dev.type == "cuda":
         try:
             return int(torch.cuda.mem_get_info(dev)[0])
         except (RuntimeError, AssertionError):
             return None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import os
+    from .limits import host_memory
 
-        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
+    return host_memory()
 
 
 #: Magnitudes whose peak lies outside this range are scaled to a peak of 1 for the inversion
@@ -305,6 +296,10 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     else:
         stft = STFT(cfg, device=dev, dtype=real)
     n_frames = mag.shape[-1]
+    # options whose cost grows with their value, bounded by this input (every caller: CLI, blocks)
+    opts, clamped = m.fit_options(opts, frames=n_frames, n_iter=n_phase, win_length=stft.win_length,
+                                  hop=stft.hop)
+    inferred.update(clamped)
     if length is None:
         length = stft.default_length(n_frames)
         if length < 1:

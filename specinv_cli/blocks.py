@@ -29,7 +29,7 @@ import torch
 
 from .algorithms.base import Progress
 
-__all__ = ["DEFAULT_BLOCK", "DEFAULT_OVERLAP", "LongResult", "invert_blocks", "block_starts", "streaming_metrics"]
+__all__ = ["DEFAULT_BLOCK", "DEFAULT_OVERLAP", "LongResult", "invert_blocks", "check_blocks", "block_starts", "streaming_metrics"]
 
 #: Frames per block (about 23.8 s at hop 256): ~0.2 GB of working memory per block at n_fft 1024.
 DEFAULT_BLOCK = 2048
@@ -50,6 +50,17 @@ class LongResult:
     history: list[dict] = field(default_factory=list)
 
 
+def check_blocks(block: int, overlap: int) -> None:
+    """Refuse a block layout that cannot work: ``block`` 0 (never split) or at least 2 frames,
+    ``overlap`` in ``0 .. block - 1``. Raises ``ValueError``."""
+    if block == 0:
+        return
+    if block < 2:
+        raise ValueError(f"`block` must be 0 (never split) or at least 2 frames, got {block}")
+    if not 0 <= overlap < block:
+        raise ValueError(f"`overlap` {overlap} must be smaller than `block` {block} (and not negative)")
+
+
 def block_starts(n_frames: int, block: int, overlap: int) -> list[tuple[int, int]]:
     """``[(start, stop), ...]`` frame ranges covering ``0..n_frames`` with the given overlap;
     the last block is widened backwards to a full block when the input allows.
@@ -57,10 +68,7 @@ def block_starts(n_frames: int, block: int, overlap: int) -> list[tuple[int, int
     >>> block_starts(10, 4, 1)
     [(0, 4), (3, 7), (6, 10)]
     """
-    if block < 2:
-        raise ValueError(f"block must be at least 2 frames, got {block}")
-    if not 0 <= overlap < block:
-        raise ValueError(f"overlap must be in 0..block-1 ({block - 1}), got {overlap}")
+    check_blocks(block, overlap)
     if n_frames <= block:
         return [(0, n_frames)]
     step = block - overlap

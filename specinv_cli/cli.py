@@ -2,10 +2,13 @@
 
 Exit codes: 0 success; 1 some items failed while others were written; 2 bad usage or no usable
 input (one line on stderr naming the file and the reason); 3 internal error (a bug: please
-report it; ``--debug`` shows the traceback); 130 interrupted (SIGINT/SIGTERM;
-temporary files removed, finished outputs kept).
+report it; ``--debug`` shows the traceback); 130 interrupted (SIGINT/SIGTERM/SIGHUP;
+temporary files removed, finished outputs kept); 141 standard output closed by its reader
+(``| head``: the run ends quietly, as Unix tools do, finished outputs kept).
 """
 from __future__ import annotations
+
+import os
 
 import json
 import signal
@@ -19,7 +22,7 @@ from ._version import __version__
 from .options import settings_options
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 3, 130, 141
 #: Cross-file batch on CUDA; the CPU default is 1 (benchmarks/results/batch.md: 200 pieces of
 #: 1-3 s take 24.3 s with --batch-size 16 and 8.9 s with 1 on 2 CPU threads).
 DEFAULT_CUDA_BATCH = 16
@@ -53,7 +56,19 @@ def _apply(decos):
     return wrap
 
 
-@click.group(context_settings=CONTEXT)
+class _Group(click.Group):
+    """click turns a broken pipe into a silent exit 1; here it is ``StdoutClosed`` (exit 141)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            from .errors import StdoutClosed
+
+            raise StdoutClosed("standard output was closed by its reader") from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="specinv")
 def cli():
     """specinv: turn spectrograms back into audio.
@@ -150,6 +165,15 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         inputs = (str(example_path()),)
     if not inputs and not from_list:
         _usage(rep, "no input given; pass spectrogram files or folders, '-' for stdin, --from-list FILE, or --example")
+    from .io import OutputError, check_outputs, is_stdout
+
+    given_output = output
+    if output and output != "-" and is_stdout(output):
+        output = "-"  # /dev/stdout and its aliases are standard output, as '-'
+    if output == "-" and as_json:
+        _usage(rep, f"-o {given_output} writes audio to standard output, which --json also needs; use one of them")
+    if output == "-" or as_json:
+        _require_stdout(rep, f"-o {given_output}" if output == "-" else "--json")
     if "-" in inputs and from_list == "-":
         _usage(rep, "stdin cannot be both an input ('-') and the manifest (--from-list -)")
     from .inputs import InputsError, expand, select, shard_spec
@@ -165,10 +189,12 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         _usage(rep, "give either -o/--output or -O/--output-dir, not both")
     if output and n_all > 1:
         _usage(rep, f"-o names one output but {n_all} inputs were given; use -O DIR")
-    if output == "-" and as_json:
-        _usage(rep, "-o - writes audio to stdout, which --json also needs; use one of them")
-    if block and overlap >= block:
-        _usage(rep, f"--block-overlap {overlap} must be smaller than --block-frames {block}")
+    from .blocks import check_blocks
+
+    try:
+        check_blocks(block, overlap)
+    except ValueError as e:
+        _usage(rep, str(e))
 
     try:
         base_cfg = _build_config(config_name, dict(n_fft=n_fft, hop_length=hop_length, win_length=win_length,
@@ -182,29 +208,33 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         _usage(rep, str(e))
     # every path the call reads; what it writes is checked against them before any work
     reads = [e.path for e in entries if e.path != "-"]
-    reads += [p for p in (base_cfg.stats, config_name) if p and Path(p).is_file()]
+    reads += [p for p in (base_cfg.stats, config_name) if p and os.path.isfile(p)]
     if from_list and from_list != "-":
         reads.append(from_list)
-    from .io import OutputError, check_destination
-
     try:
+        named = [(w, role) for w, role in ((output, "the audio output (-o)"), (history_file, "the history (--history)"))
+                 if w]
+        check_outputs([w for w, _ in named], reads, roles=[r for _, r in named])
         if output and output != "-":
-            check_destination(output, reads)
-        if history_file is not None:
-            check_destination(history_file, reads + ([output] if output and output != "-" else []))
-            if output and output != "-" and Path(output).resolve() == Path(history_file).resolve():
-                raise OutputError(history_file, "is also the audio output (-o); give the history another name")
+            from .io import audio_format
+
+            audio_format(output)
+        if as_json and history_file and is_stdout(history_file):
+            raise OutputError(history_file, "is standard output, which --json also uses; give the history a file")
     except OutputError as e:
         _usage(rep, str(e))
     if output_dir:
         od = Path(output_dir)
-        if not od.exists():
+        if not os.path.exists(od):
             try:
                 od.mkdir(parents=True)
             except OSError as e:
                 _usage(rep, f"{output_dir}: cannot create output folder ({e.strerror or e})")
 
-    import torch  # noqa: F401  (after argument checks: usage errors stay fast)
+    try:
+        import torch  # noqa: F401  (after argument checks: usage errors stay fast)
+    except (ImportError, MemoryError, OSError) as e:  # e.g. under a tight `ulimit -v`
+        _usage(rep, f"cannot load torch: {'not enough memory (ulimit -v?)' if isinstance(e, MemoryError) else e}")
     from .api import DeviceError, resolve_device
 
     try:
@@ -223,20 +253,24 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         limit = (available_memory(dev), "free CUDA memory" if dev.type == "cuda" else "available memory")
     else:
         limit = (max_memory, "--max-memory")
-    install_signal_handlers()
     from .pipeline import Pipeline, Settings
 
     if batch_size is None:
         batch_size = DEFAULT_CUDA_BATCH if dev.type == "cuda" else 1
 
-    pipe = Pipeline(Settings(
+    settings = Settings(
         cfg=base_cfg, method=method, opts=opts, n_iter=n_iter, init=init, seed=seed, tol=tol, input_kind=input_kind,
         key=key, length=length, subtype=subtype, normalize=normalize, device=dev, precision=precision,
         eval_every=eval_every, refine=refine, nnls_iters=nnls_iters, limit=limit, output=output,
         output_dir=output_dir, example=example, debug=debug, batch_size=batch_size, skip_existing=skip_existing,
         block=block, overlap=overlap, block_batch=4 if dev.type == "cuda" else 1,
         history=history_file is not None, reads=tuple(reads),
-        reserved=(history_file,) if history_file else ()), rep)
+        reserved=(history_file,) if history_file else ())
+    try:
+        settings.validate()
+    except ValueError as e:
+        _usage(rep, str(e))
+    pipe = Pipeline(settings, rep)
     counts = {"ok": 0, "error": 0, "skipped": 0}
     failed_inputs = set()
     t_start = time.perf_counter()
@@ -263,7 +297,8 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     if history_file is not None:
         _save_history(rep, history_file, pipe.histories)
     if as_json:
-        summary = {"outputs": counts["ok"], "failed_inputs": len(failed_inputs), "skipped": counts["skipped"],
+        summary = {"outputs": counts["ok"], "failed": counts["error"], "failed_inputs": len(failed_inputs),
+                   "skipped": counts["skipped"],
                    "inputs": len(entries), "seconds": round(time.perf_counter() - t_start, 4)}
         if shard_n > 1:
             summary.update(shard=f"{shard_i}/{shard_n}", shard_from=shard_origin, inputs_all_shards=n_all)
@@ -274,14 +309,18 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
 
 def _save_history(rep, path, histories):
     """Write the metric histories as one JSON file, atomically."""
-    from .io import OutputError, atomic_output
+    from .errors import StdoutClosed
+    from .io import OutputError, atomic_output, describe_write_error
+    from .text import json_line
 
     try:
         with atomic_output(path) as tmp:
             with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"items": histories}, f, indent=1)
+                f.write(json_line({"items": histories}) + "\n")
+    except StdoutClosed:
+        raise
     except (OutputError, OSError) as e:
-        rep.error(str(e) if isinstance(e, OutputError) else f"{path}: cannot write history ({e})")
+        rep.error(str(e) if isinstance(e, OutputError) else f"{path}: cannot write history ({describe_write_error(e)})")
         sys.exit(EXIT_PARTIAL)
 
 
@@ -310,15 +349,36 @@ def _usage(rep, message: str):
 
 def _emit(rec: dict, as_json: bool) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(rec) + "\n")
-        sys.stdout.flush()
+        emit_json(rec)
+
+
+def emit_json(rec: dict) -> None:
+    """One JSON line on stdout (a reader that went away ends the run: ``StdoutClosed``)."""
+    from .io import write_stdout
+    from .text import json_line
+
+    write_stdout((json_line(rec) + "\n").encode("utf-8"))
+
+
+def _require_stdout(rep, what: str) -> None:
+    from .errors import StdoutClosed
+    from .io import stdout_binary
+
+    try:
+        stdout_binary()
+    except StdoutClosed:
+        _usage(rep, f"{what} writes to standard output, which is closed")
+
+
+#: Signals that end a run like Ctrl-C: temporaries removed, finished outputs kept, exit 130.
+_ENDING = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def ignore_signals():
-    """Once interrupted, a repeated (or late-delivered) SIGINT/SIGTERM must not raise a second
-    KeyboardInterrupt during clean-up or shutdown: Python would then end by re-raising SIGINT on
-    itself (exit -2) instead of exiting 130."""
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    """Once interrupted, a repeated (or late-delivered) SIGINT/SIGTERM/SIGHUP must not raise a
+    second KeyboardInterrupt during clean-up or shutdown: Python would then end by re-raising
+    SIGINT on itself (exit -2) instead of exiting 130."""
+    for sig in _ENDING:
         try:
             signal.signal(sig, signal.SIG_IGN)
         except ValueError:  # not in the main thread
@@ -326,12 +386,17 @@ def ignore_signals():
 
 
 def install_signal_handlers():
+    """SIGTERM and SIGHUP (a closed terminal, a batch system's stop) end the run as SIGINT does."""
     def on_term(signum, frame):
         raise KeyboardInterrupt
-    try:
-        signal.signal(signal.SIGTERM, on_term)
-    except ValueError:  # not in the main thread (e.g. embedded use)
-        pass
+    for sig in _ENDING:
+        if sig == signal.SIGINT:
+            continue
+        try:
+            if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice is kept
+                signal.signal(sig, on_term)
+        except ValueError:  # not in the main thread (e.g. embedded use)
+            pass
 
 
 def _build_config(config_name, flags: dict):
@@ -408,6 +473,7 @@ def main(argv=None):
     though it was caught, and ``python -m`` would then end the process by re-raising SIGINT on
     itself (return code -2) instead of exiting 130."""
     if argv is None:
+        _guard_standard_fds()
         try:
             _main(sys.argv[1:])
         except SystemExit as e:
@@ -425,24 +491,91 @@ def main(argv=None):
     _main(list(argv))
 
 
+def _guard_standard_fds() -> None:
+    """A program started with stdin, stdout or stderr closed would give those descriptors to
+    the next files it opens (an output's bytes could land in a JSON line's place). Hold them on
+    /dev/null instead, and remember that stdout was closed (writing to it is then an error)."""
+    import os
+
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                continue
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            if fd == 1:
+                from . import io as _io  # numpy only: the rare case of a closed stdout
+
+                _io._STDOUT_WAS_CLOSED = True
+
+
+def _say(message: str) -> None:
+    from .text import printable
+
+    try:
+        click.echo(f"error: {printable(message)}", err=True)
+    except (OSError, ValueError):  # stderr gone too
+        pass
+
+
+def _cleanup() -> None:
+    """Remove temporaries being written, if any output was begun (io is loaded only then)."""
+    io_module = sys.modules.get(__package__ + ".io")
+    if io_module is not None:
+        io_module.cleanup_temporaries()
+
+
+def _stdout_was_closed() -> bool:
+    io_module = sys.modules.get(__package__ + ".io")
+    return bool(io_module is not None and io_module._STDOUT_WAS_CLOSED)
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the interpreter's last flush is silent."""
+    import os
+
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+    except OSError:
+        pass
+
+
 def _main(argv):
+    from .errors import StdoutClosed
+
+    install_signal_handlers()
     try:
         rv = cli.main(args=argv, prog_name="specinv", standalone_mode=False)
     except click.ClickException as e:
         ctx_cmd = getattr(getattr(e, "ctx", None), "command_path", "specinv")
-        click.echo(f"error: {e.format_message()} (see '{ctx_cmd} --help')", err=True)
+        _say(f"{e.format_message()} (see '{ctx_cmd} --help')")
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
+        _say("aborted")
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
         ignore_signals()
+        _cleanup()
         sys.exit(EXIT_INTERRUPTED)
+    except (StdoutClosed, BrokenPipeError) as e:
+        _cleanup()
+        if _stdout_was_closed():  # closed from the start: a usage problem, said once
+            _say(f"{e}; nothing can be written to it")
+            sys.exit(EXIT_USAGE)
+        _quiet_stdout()  # its reader went away: end quietly, as Unix tools do
+        sys.exit(EXIT_PIPE)
     except Exception as e:  # a bug, not bad input: one line unless --debug
         if "--debug" in argv:
             raise
         first = (str(e).splitlines() or [""])[0][:300]
-        click.echo(f"error: internal error: {type(e).__name__}: {first} (rerun with --debug for a traceback)", err=True)
+        _say(f"internal error: {type(e).__name__}: {first} (rerun with --debug for a traceback)")
         sys.exit(EXIT_INTERNAL)
     if isinstance(rv, int) and rv:
         sys.exit(rv)

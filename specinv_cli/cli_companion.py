@@ -14,7 +14,7 @@ target's framing does not explain, another sample rate, several channels: see
 """
 from __future__ import annotations
 
-import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -80,8 +80,35 @@ class _Run:
 
     def emit(self, rec: dict):
         if self.as_json:
-            sys.stdout.write(json.dumps(rec) + "\n")
-            sys.stdout.flush()
+            from .io import write_stdout
+            from .text import json_line
+
+            write_stdout((json_line(rec) + "\n").encode("utf-8"))
+
+    def need_stdout(self, what: str):
+        """Refuse before any work a command whose results go to a closed stdout."""
+        from .errors import StdoutClosed
+        from .io import stdout_binary
+
+        try:
+            stdout_binary()
+        except StdoutClosed:
+            self.usage(f"{what} writes to standard output, which is closed")
+
+    def check_writes(self, writes, reads):
+        """Every output against every file read (by identity) and each other, before any work;
+        ``--json`` and an output on standard output exclude each other."""
+        from .io import OutputError, check_outputs, is_stdout
+
+        try:
+            check_outputs([str(w) for w in writes], [str(r) for r in reads])
+        except OutputError as e:
+            self.usage(str(e))
+        if self.as_json:
+            for w in writes:
+                if is_stdout(w):
+                    self.usage(f"{w} is standard output, which --json also uses; write the file elsewhere")
+            self.need_stdout("--json")
 
     def finish(self):
         if self.failed:
@@ -97,11 +124,9 @@ def _config(run: _Run, config_name, flags: dict):
         run.usage(str(e))
 
 
-def _on_sigterm():
-    """SIGTERM ends the run like Ctrl-C: temporaries removed, exit 130 (as ``invert``)."""
-    from .cli import install_signal_handlers
-
-    install_signal_handlers()
+def _setting_files(cfg, config_name) -> list:
+    """The files the settings were read from (a preset file, a stats file): never written."""
+    return [str(p) for p in (config_name, getattr(cfg, "stats", None)) if p and os.path.isfile(str(p))]
 
 
 def _interrupted(run: _Run):
@@ -121,7 +146,7 @@ def _audio_inputs(run: _Run, inputs) -> list:
     out = []
     for arg in inputs:
         p = Path(arg)
-        if p.is_dir():
+        if os.path.isdir(arg):  # (Path.is_dir raises on a name too long)
             found = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith(".") and is_audio_file(q))
             if not found:
                 run.error(arg, f"{arg}: folder holds no audio files")
@@ -173,19 +198,22 @@ def stft(inputs, output_dir, mel, kind, fmt, channel, as_json, quiet, debug, con
     if use_mel and cfg.normalization == "meanvar" and cfg.stats is None:
         run.usage("these settings use mean/variance normalisation: give the stats file with --stats")
     od = Path(output_dir)
-    if not od.exists():
+    if not os.path.exists(od):
         try:
             od.mkdir(parents=True)
         except OSError as e:
             run.usage(f"{output_dir}: cannot create output folder ({e.strerror or e})")
     files = _audio_inputs(run, inputs)
+    if as_json:
+        run.need_stdout("--json")
     from .analysis import analyze, load_audio, save_array
-    from .io import OutputError
+    from .io import OutputError, check_destination
     from .spectrogram import InputError
+
+    reads = [str(f) for f in files] + _setting_files(cfg, config_name)
 
     taken: dict[str, str] = {}
     t_start = time.perf_counter()
-    _on_sigterm()
     try:
         for path in files:
             name = str(path)
@@ -195,6 +223,7 @@ def stft(inputs, output_dir, mel, kind, fmt, channel, as_json, quiet, debug, con
                 continue
             t0 = time.perf_counter()
             try:
+                check_destination(dest, reads)
                 audio, sr = load_audio(path, cfg.sample_rate, channel)
                 spec = analyze(audio, cfg, mel=use_mel, kind=kind, source=name)
                 save_array(dest, spec)
@@ -287,6 +316,7 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, tr
     run = _Run(quiet, as_json)
     if not outputs:
         run.usage("no output given; pass WAV files or folders to score")
+    run.need_stdout("--json" if as_json else "the score table")
     cfg = _config(run, config_name, flags)
     options = _compare(run, truncate, resample, channel, mixdown)
     from .analysis import (audio_suffixes, evaluate, index_by_stem, load_target, match_stem, read_audio,
@@ -295,9 +325,9 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, tr
 
     def table_for(arg, suffixes, what):
         p = Path(arg)
-        if p.is_dir():
+        if os.path.isdir(arg):
             return index_by_stem(p, suffixes), True
-        if not p.exists():
+        if not os.path.exists(arg):
             run.usage(f"{arg}: no such {what} file or folder")
         return {p.stem: p}, False
 
@@ -368,8 +398,10 @@ def _eval_table(rows, summ):
     """The results as a table on stdout (eval's output is its result), with median and mean."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from .analysis import METRIC_INFO
+    from .text import printable
 
     names = [k for k in METRIC_INFO if any(k in r for r in rows)]
     if any("gain" in r for r in rows):
@@ -386,7 +418,7 @@ def _eval_table(rows, summ):
         t.add_column(f"{pre}{label}" + (f" {unit}" if unit else ""), justify="right")
     digits = {"pesq": 3, "stoi": 3, "gain": 4}
     for r in rows:
-        t.add_row(r["output"], *[_fmt(r.get(k), digits.get(k, 2)) for k in names])
+        t.add_row(Text(printable(r["output"])), *[_fmt(r.get(k), digits.get(k, 2)) for k in names])
     if len(rows) > 1:
         t.add_section()
         for stat in ("median", "mean"):
@@ -448,6 +480,7 @@ def plot(spec, output, audios, convergence, methods, histories, metric, n_iter, 
     if spec is None and not (convergence and histories):
         run.usage("no spectrogram given; pass SPEC (a spectrogram or audio file)" +
                   (" or --history FILE.json" if convergence else ""))
+    run.check_writes([output], [p for p in (spec, *audios, *histories) if p] + _setting_files(cfg, config_name))
     from .analysis import analyze, check_comparison, is_audio_file, load_audio, load_target, read_audio
     from .io import OutputError
     from .spectrogram import InputError, interpret
@@ -599,7 +632,9 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     from .spectrogram import InputError
 
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
-    _on_sigterm()
+    reads = [p for d in (run_dir, targets, references) if d and os.path.isdir(d)
+             for pattern in ("*", "*/*") for p in Path(d).glob(pattern) if p.is_file()]
+    run.check_writes([output], reads + _setting_files(cfg, config_name))
     try:
         info = build_report(run_dir, cfg, output, targets=targets, references=references, methods=names, link=link,
                             title=title, perceptual=not no_perceptual, images=not no_images, key=key,

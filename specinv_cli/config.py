@@ -13,6 +13,8 @@ reads a user's file. Unknown keys and wrong types are errors that name the file 
 """
 from __future__ import annotations
 
+import os
+
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -166,6 +168,8 @@ class STFTConfig:
 
         for name in ("n_fft", "hop_length", "sample_rate"):
             need_int(name)
+        if self.sample_rate > 2 ** 31 - 1:  # audio files store the rate as a 32-bit integer
+            raise ConfigError(f"{source}: `sample_rate` must be at most {2 ** 31 - 1} Hz, got {self.sample_rate}")
         need_int("pad", lo=0)
         if self.n_fft < 2:
             raise ConfigError(f"{source}: n_fft must be at least 2, got {self.n_fft}")
@@ -225,6 +229,11 @@ class STFTConfig:
                               f"fmax {self.effective_fmax}, sample_rate {self.sample_rate}")
         if self.normalization == "meanvar" and self.stats is None and self.is_mel:
             pass  # the stats file may come later (--stats); checked when the input is decoded
+        if self.stats is not None:
+            if not isinstance(self.stats, str):
+                raise ConfigError(f"{source}: stats must be the path of a stats file (a string), got {self.stats!r}")
+            # checked here, where it enters, so that every command refuses it the same way
+            _checked_stats(self.stats, self.n_mels if self.is_mel else None)
 
     def replace(self, **changes: Any) -> "STFTConfig":
         """Copy with ``changes`` applied; the changed fields become explicit."""
@@ -320,7 +329,7 @@ class STFTConfig:
         known = {f.name: f for f in fields(cls) if f.name != "explicit"}
         unknown = sorted(set(data) - set(known))
         if unknown:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(unknown)}; "
+            raise ConfigError(f"{source}: unknown setting(s) {_names(unknown)}; "
                               f"known: {', '.join(known)}")
         try:
             cfg = dataclasses.replace(cls(), **data, explicit=frozenset(data) if explicit else frozenset())
@@ -352,6 +361,128 @@ STFTConfig.__init__ = _record_given(STFTConfig.__init__)
 MEL_SIZES = (64, 80, 100, 128)
 
 
+def _names(names) -> str:
+    from .limits import name_list
+
+    return name_list(names)
+
+
+#: A stats file holds a few arrays of one value per mel band: a member larger than this is not one.
+STATS_MAX_BYTES = 16 * 2 ** 20
+_STATS_SEEN: dict = {}
+
+
+def _checked_stats(path: str, n_mels: int | None) -> None:
+    """:func:`read_stats` once per file version (validate runs on every copy of a config)."""
+    import os
+
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, n_mels)
+    except OSError:
+        key = None
+    if key is not None and key in _STATS_SEEN:
+        return
+    read_stats(path, n_mels)
+    if key is not None:
+        _STATS_SEEN[key] = True
+
+
+def read_stats(path: str, n_mels: int | None = None):
+    """Per-band ``(mean, std)`` float64 numpy arrays for ``meanvar`` normalisation, from an
+    ``.npz`` with ``mean`` and ``std`` (or ``var``), or ESPnet's ``feats_stats.npz`` (``count``,
+    ``sum``, ``sum_square``: ``mean = sum / count``, ``std = sqrt(max(sum_square / count -
+    mean^2, 1e-20))``). Never unpickles. Raises :class:`ConfigError` naming the file: not an
+    .npz archive, damaged, missing arrays, non-numeric, a count that is not positive, band
+    counts that differ (or differ from ``n_mels``), NaN/Inf, non-positive std."""
+    import os
+    import zipfile
+
+    import numpy as np
+
+    from .limits import name_list
+
+    def bad(msg):
+        return ConfigError(f"{path}: {msg}")
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == 2:
+            raise bad("stats file not found") from None
+        raise bad(f"cannot read stats file ({(e.strerror or str(e)).lower()})") from None
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        raise bad("is not a regular file; the stats must be an .npz file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise bad(f"cannot read stats file ({(e.strerror or str(e)).lower()})") from None
+    if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        from .io import looks_like
+
+        raise bad(f"not a stats .npz archive (it looks like {looks_like(head)}); expected mean/std or "
+                  f"count/sum/sum_square arrays")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            big = [i.filename for i in zf.infolist() if i.file_size > STATS_MAX_BYTES]
+        if big:
+            raise bad(f"array {big[0]!r} is larger than stats can be ({STATS_MAX_BYTES // 2 ** 20} MiB)")
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+
+            def arr(k):
+                a = np.asarray(z[k])
+                if a.dtype.kind not in "biuf":
+                    raise bad(f"array {k!r} is not numeric (dtype {a.dtype})")
+                return a.astype(np.float64)
+
+            if {"count", "sum", "sum_square"} <= keys:
+                count = arr("count").reshape(-1)
+                if count.size != 1:
+                    raise bad(f"'count' must hold one number, holds {count.size}")
+                count = float(count[0])
+                if not (np.isfinite(count) and count > 0):
+                    raise bad(f"'count' must be a positive number of frames, got {count:g}")
+                total, squares = arr("sum").reshape(-1), arr("sum_square").reshape(-1)
+                if total.size != squares.size:
+                    raise bad(f"'sum' holds {total.size} bands but 'sum_square' {squares.size}")
+                mean = total / count
+                with np.errstate(all="ignore"):
+                    std = np.sqrt(np.maximum(squares / count - mean ** 2, 1e-20))
+            elif "mean" in keys and ("std" in keys or "var" in keys):
+                mean = arr("mean").reshape(-1)
+                if "std" in keys:
+                    std = arr("std").reshape(-1)
+                else:
+                    with np.errstate(all="ignore"):
+                        std = np.sqrt(np.maximum(arr("var").reshape(-1), 1e-20))
+                if mean.size != std.size:
+                    raise bad(f"'mean' holds {mean.size} bands but the std {std.size}")
+            else:
+                raise bad(f"stats file needs mean/std or count/sum/sum_square arrays; has "
+                          f"{name_list(sorted(keys)) or 'none'}")
+    except ConfigError:
+        raise
+    except MemoryError:
+        raise bad("too large to load as a stats file") from None
+    except ValueError as e:
+        if "allow_pickle" in str(e) or "Object arrays" in str(e):
+            raise bad("holds Python objects (a pickle), refused") from None
+        raise bad(f"damaged stats file ({(str(e).splitlines() or [''])[0][:160]})") from None
+    except Exception as e:  # untrusted bytes: any parser failure (BadZipFile, zlib.error, EOFError...) is damage
+        raise bad(f"damaged stats file ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:160]})") from None
+    if mean.size == 0:
+        raise bad("stats hold no bands")
+    if n_mels is not None and mean.size != n_mels:
+        raise bad(f"stats hold {mean.size} bands, the settings have `n_mels` {n_mels}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+        raise bad("stats contain NaN, Inf or non-positive std")
+    return mean, std
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -378,12 +509,12 @@ def list_presets() -> list[str]:
 def preset_path(name_or_path: str):
     """The file a ``--config`` value refers to: a packaged preset name or a path to a .toml file."""
     p = Path(name_or_path)
-    if name_or_path.endswith(".toml") or p.exists() or "/" in name_or_path:
-        if not p.is_file():
+    if name_or_path.endswith(".toml") or os.path.exists(p) or "/" in name_or_path:
+        if not os.path.isfile(p):
             raise ConfigError(f"{name_or_path}: config file not found")
         return p
     res = _preset_dir() / f"{name_or_path}.toml"
-    if not res.is_file():
+    if not os.path.isfile(res):
         raise ConfigError(f"unknown preset {name_or_path!r}; available: {', '.join(list_presets())} "
                           f"(or give a path to a .toml file)")
     return res
@@ -405,7 +536,7 @@ def load_preset(name_or_path: str, explicit: bool = True) -> STFTConfig:
         raise ConfigError(f"{source}: cannot read config: {e}") from None
     extra = sorted(set(data) - set(TABLES))
     if extra:
-        raise ConfigError(f"{source}: unknown table(s) or key(s) {', '.join(extra)}; expected tables "
+        raise ConfigError(f"{source}: unknown table(s) or key(s) {_names(extra)}; expected tables "
                           f"{', '.join('[' + t + ']' for t in TABLES)}")
     flat: dict = {}
     for table, names in TABLES.items():
@@ -414,9 +545,9 @@ def load_preset(name_or_path: str, explicit: bool = True) -> STFTConfig:
             raise ConfigError(f"{source}: [{table}] must be a table")
         wrong = sorted(set(body) - set(names))
         if wrong:
-            raise ConfigError(f"{source}: unknown setting(s) {', '.join(wrong)} in [{table}]; "
+            raise ConfigError(f"{source}: unknown setting(s) {_names(wrong)} in [{table}]; "
                               f"known: {', '.join(names)}")
         flat.update(body)
-    if "stats" in flat and flat["stats"] is not None and isinstance(path, Path):
+    if isinstance(flat.get("stats"), str) and isinstance(path, Path):
         flat["stats"] = str((path.parent / flat["stats"]).resolve()) if not Path(flat["stats"]).is_absolute() else flat["stats"]
     return STFTConfig.from_mapping(flat, source=source, explicit=explicit)

@@ -127,8 +127,10 @@ def _jit_ready(dtype: torch.dtype) -> bool:
         except Exception as e:  # a numba that imports but cannot compile here
             import warnings
 
-            warnings.warn(f"specinv: the numba kernels failed ({type(e).__name__}: {e}); "
-                          "using the torch path (set SPECINV_JIT=0 to skip them)", RuntimeWarning)
+            first = (str(e).splitlines() or [""])[0][:200]
+            warnings.warn_explicit(f"specinv: the numba kernels failed ({type(e).__name__}: {first}); "
+                                   "using the torch path (set SPECINV_JIT=0 to skip them)", RuntimeWarning,
+                                   "specinv", 0)  # one line, no source line under it
             set_jit(False)
             ok = False
         _READY[dtype] = ok

@@ -6,7 +6,7 @@ flags (``--n-fft``) in one place (:func:`specinv_cli.options.cli_words`).
 """
 from __future__ import annotations
 
-__all__ = ["SpecinvError", "InputError", "ConfigError", "InversionError"]
+__all__ = ["SpecinvError", "InputError", "ConfigError", "InversionError", "StdoutClosed"]
 
 
 class SpecinvError(Exception):
@@ -33,3 +33,8 @@ class InversionError(SpecinvError, ValueError):
     def __init__(self, message: str, failures: list | None = None):
         self.failures = list(failures or [])
         super().__init__(message)
+
+
+class StdoutClosed(SpecinvError, OSError):
+    """Standard output is closed, or its reader went away (a broken pipe): the CLI ends the run
+    quietly, as Unix tools do, keeping the outputs already finished."""

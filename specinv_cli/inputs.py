@@ -47,7 +47,13 @@ def read_manifest(source: str, stdin=None) -> list[str]:
     """Paths listed one per line in ``source`` (``-``: standard input); blank lines and lines
     starting with ``#`` are skipped. Relative paths are relative to the current folder."""
     if source == "-":
-        text = (stdin or sys.stdin).read()
+        stream = stdin or sys.stdin
+        if stream is None or getattr(stream, "closed", False):  # None: fd 0 closed at start-up
+            raise InputsError("--from-list -: standard input is closed; pipe the list of paths into it")
+        try:
+            text = stream.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputsError(f"--from-list -: cannot read standard input ({getattr(e, 'strerror', None) or e})") from None
     else:
         try:
             text = Path(source).read_text(encoding="utf-8")
@@ -76,7 +82,7 @@ def expand(args, *, recursive: bool = False, manifest: str | None = None, stdin=
     paths: list[tuple[str, str]] = []
     for arg in args:
         p = Path(arg)
-        if arg != "-" and p.is_dir():
+        if arg != "-" and os.path.isdir(arg):  # (Path.is_dir raises on a name too long)
             found = _walk(p, recursive)
             if not found:
                 hint = "" if recursive else " (--recursive to search subfolders)"
@@ -104,12 +110,20 @@ _SHARD = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 def _pair(i: str, n: str, origin: str) -> tuple[int, int, str]:
     try:
-        ii, nn = int(i), int(n)
+        ii, nn = int(str(i).strip()), int(str(n).strip())
     except ValueError:
         raise InputsError(f"{origin}: expected integers, got {i!r}/{n!r}") from None
     if nn < 1 or not 0 <= ii < nn:
         raise InputsError(f"{origin}: shard {ii}/{nn} is out of range (need 0 <= I < N)")
     return ii, nn, origin
+
+
+def _env_int(env, name: str, default: str | None = None) -> int:
+    v = env.get(name, default)
+    try:
+        return int(str(v).strip())
+    except ValueError:
+        raise InputsError(f"{name}: expected an integer, got {v!r}") from None
 
 
 def shard_spec(shard: str | None, environ=None) -> tuple[int, int, str]:
@@ -130,7 +144,8 @@ def shard_spec(shard: str | None, environ=None) -> tuple[int, int, str]:
     if array or procs:
         i, n, origin = 0, 1, []
         if array:
-            a, na, _ = _pair(str(int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))),
+            first = _env_int(env, "SLURM_ARRAY_TASK_MIN", "0")
+            a, na, _ = _pair(str(_env_int(env, "SLURM_ARRAY_TASK_ID") - first),
                              env["SLURM_ARRAY_TASK_COUNT"], "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")
             i, n = a, na
             origin.append("SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT")

@@ -25,9 +25,19 @@ Compiled code is cached on disk (numba ``cache=True``), so only the first run pa
 """
 from __future__ import annotations
 
-import numba
+from .limits import numba_failed, numba_room
+
+# dsp imports this module lazily and takes the torch path when the import fails
+if not numba_room():
+    raise ImportError("no room for numba here (see specinv_cli.limits)")
+try:
+    import numba
+    from numba import prange
+except (OSError, MemoryError, SystemError) as e:  # llvmlite's library does not map (ulimit -v)
+    numba_failed(e)
+    raise ImportError(f"numba does not load here ({type(e).__name__})") from None
+
 import numpy as np
-from numba import prange
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
            "admm_update", "overlap_add", "set_threads"]

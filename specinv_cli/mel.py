@@ -85,39 +85,14 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float = 0.0,
 
 # --- the model's feature encoding: compression and normalisation --------------------------
 def load_stats(path: str, n_mels: int | None = None):
-    """Per-band ``(mean, std)`` for ``meanvar`` normalisation, as float64 tensors.
-
+    """Per-band ``(mean, std)`` for ``meanvar`` normalisation, as float64 tensors: the arrays
+    of :func:`specinv_cli.config.read_stats` (which validates the file once, for every command).
     Accepts an ``.npz`` with ``mean`` and ``std`` (or ``var``), or ESPnet's ``feats_stats.npz``
-    (``count``, ``sum``, ``sum_square``: ``mean = sum / count``,
-    ``std = sqrt(max(sum_square / count - mean^2, 1e-20))``). Never unpickles.
+    (``count``, ``sum``, ``sum_square``). Never unpickles; raises ``ConfigError`` naming the file.
     """
-    import numpy as np
+    from .config import read_stats
 
-    from .spectrogram import InputError
-
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if {"count", "sum", "sum_square"} <= keys:
-                count = float(np.asarray(z["count"]).reshape(-1)[0])
-                mean = np.asarray(z["sum"], dtype=np.float64) / count
-                var = np.asarray(z["sum_square"], dtype=np.float64) / count - mean ** 2
-                std = np.sqrt(np.maximum(var, 1e-20))
-            elif "mean" in keys and ("std" in keys or "var" in keys):
-                mean = np.asarray(z["mean"], dtype=np.float64)
-                std = (np.asarray(z["std"], dtype=np.float64) if "std" in keys
-                       else np.sqrt(np.maximum(np.asarray(z["var"], dtype=np.float64), 1e-20)))
-            else:
-                raise InputError(path, f"stats file needs mean/std or count/sum/sum_square arrays; has {', '.join(sorted(keys))}")
-    except InputError:
-        raise
-    except (OSError, ValueError, EOFError) as e:
-        raise InputError(path, f"cannot read stats file ({e})") from None
-    mean, std = mean.reshape(-1), std.reshape(-1)
-    if n_mels is not None and (mean.size != n_mels or std.size != n_mels):
-        raise InputError(path, f"stats hold {mean.size} bands, the settings have n_mels {n_mels}")
-    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
-        raise InputError(path, "stats contain NaN, Inf or non-positive std")
+    mean, std = read_stats(path, n_mels)
     return torch.from_numpy(mean), torch.from_numpy(std)
 
 

@@ -45,7 +45,8 @@ def settings_options(f):
 
 #: Library parameter -> CLI flag where the flag is not ``--`` + the name with dashes.
 _FLAG_OF = {dest: flag.split("/")[0] for flag, dest, _ in SETTINGS}
-_FLAG_OF.update(config="--config", n_iter="--iters", sample_rate="--sr")
+_FLAG_OF.update(config="--config", n_iter="--iters", sample_rate="--sr", block="--block-frames",
+                overlap="--block-overlap")
 
 
 def cli_words(message: str) -> str:

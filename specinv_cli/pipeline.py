@@ -15,6 +15,7 @@ others go on. Records: ``status`` ``ok`` | ``error`` | ``skipped``.
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,12 @@ __all__ = ["Failure", "Settings", "Pipeline"]
 
 
 class Failure(Exception):
-    """An item-level failure with its user-facing one-line message."""
+    """An item-level failure with its user-facing one-line message; ``dests``: the outputs of
+    the items it stops, when known (each gets its record)."""
+
+    def __init__(self, message: str, dests=None):
+        super().__init__(message)
+        self.dests = list(dests or [])
 
 
 @dataclass
@@ -66,6 +72,22 @@ class Settings:
     #: Files the call writes by other means (``--history``): no audio output may take them.
     reserved: tuple = ()
 
+    def validate(self) -> None:
+        """Refuse settings that would only fail deep inside, before any work (``ValueError``
+        naming the parameter)."""
+        from .blocks import check_blocks
+
+        check_blocks(self.block, self.overlap)
+        for name, lo in (("batch_size", 1), ("block_batch", 1), ("eval_every", 1), ("n_iter", 0),
+                         ("nnls_iters", 0)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+                raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
+        if self.length is not None and (not isinstance(self.length, int) or self.length < 1):
+            raise ValueError(f"`length` must be a positive number of samples, got {self.length!r}")
+        if self.seed is not None and not -2 ** 63 <= self.seed < 2 ** 64:
+            raise ValueError(f"`seed` must fit in 64 bits, got {self.seed}")
+
 
 @dataclass
 class _Job:
@@ -79,6 +101,11 @@ class _Job:
     method: str
     n_items: int
     inferred: dict = field(default_factory=dict)
+    #: Items whose output cannot be written, with the reason (the others go on).
+    bad: dict = field(default_factory=dict)
+
+    def label(self, i: int) -> str:
+        return self.name if self.n_items == 1 else f"{self.name}[{i}]"
 
 
 class Pipeline:
@@ -96,7 +123,7 @@ class Pipeline:
         self._taken: dict[str, str] = {}   # output path -> input that writes it
         self._said = None                  # the last inference line shown
         for p in settings.reserved:
-            self._taken[str(Path(p).resolve())] = str(p)
+            self._taken[os.path.realpath(p)] = str(p)
 
     # --- entry points ----------------------------------------------------------------------
     def feed(self, path: str, name: str | None = None) -> Iterator[dict]:
@@ -104,17 +131,25 @@ class Pipeline:
         try:
             job = self._load(path, name)
         except Failure as e:
-            yield self._error(path, str(e))
+            shown = "<stdin>" if path == "-" else str(path)
+            yield from self._input_error(shown, str(e), e.dests)
             return
         if job is None:  # skipped (outputs exist)
             return
         if isinstance(job, list):  # records (skipped)
             yield from job
             return
+        if len(job.bad) == job.n_items:  # no item can be written: nothing to invert
+            for i in range(job.n_items):
+                yield self._item_error(job, i, job.bad[i])
+            return
         if self._batchable(job):
             key = self._batch_key(job)
             q = self._queues.setdefault(key, [])
             for i in range(job.n_items):
+                if i in job.bad:
+                    yield self._item_error(job, i, job.bad[i])
+                    continue
                 # a new item that would push the batch past the memory limit runs the queue first
                 if q and not self._fits(q + [(job, i)]):
                     yield from self._run_batch(q)
@@ -152,13 +187,17 @@ class Pipeline:
                 items, n_f, n_t = dims
                 if s.skip_existing:
                     dests = self._dests(path, name, items)
-                    if all(d != "-" and Path(d).exists() for d in dests):
+                    if all(d != "-" and os.path.lexists(d) for d in dests):
                         return self._skipped(shown, dests)
                 frames = min(n_t, s.block) if s.block and n_t > s.block else n_t
                 n_est = items if frames == n_t else s.block_batch
-                self._check_memory(shown, n_est, frames, cfg.with_bins(n_f, shown),
-                                   input_bytes=items * n_f * n_t * (head[1].itemsize + 8) + _out_bytes(items, n_t, cfg))
-            target = load_spectrogram(path, key=s.key, input_kind=s.input_kind, layout=cfg.layout, n_mels=cfg.n_mels)
+                try:
+                    self._check_memory(shown, n_est, frames, cfg.with_bins(n_f, shown),
+                                       input_bytes=items * n_f * n_t * (head[1].itemsize + 8) + _out_bytes(items, n_t, cfg))
+                except Failure as e:
+                    raise Failure(str(e), self._dests(path, name, items) if s.output != "-" else None) from None
+            target = load_spectrogram(path, key=s.key, input_kind=s.input_kind, layout=cfg.layout, n_mels=cfg.n_mels,
+                                      max_bytes=s.limit[0])  # sizes checked before the data is materialised
             item_cfg, inferred = cfg.infer(target.mag.shape[-2], shown)
             inferred = {**target.inferred, **inferred}
         except (InputError, ConfigError) as e:
@@ -169,40 +208,48 @@ class Pipeline:
         for d in target.batch_shape:
             n_items *= d
         dests = self._dests(path, name, n_items)
-        if s.skip_existing and all(d != "-" and Path(d).exists() for d in dests):
+        if s.skip_existing and all(d != "-" and os.path.lexists(d) for d in dests):
             return self._skipped(shown, dests)
         n_t = target.mag.shape[-1]
         in_bytes = target.mag.numel() * target.mag.element_size() * (3 if target.phase is not None else 1)
         long = bool(s.block) and n_t > s.block
-        self._check_memory(shown, s.block_batch if long else n_items, s.block if long else n_t, item_cfg,
-                           input_bytes=in_bytes + _out_bytes(n_items, n_t, item_cfg))
-        from .io import OutputError, check_destination
+        try:
+            self._check_memory(shown, s.block_batch if long else n_items, s.block if long else n_t, item_cfg,
+                               input_bytes=in_bytes + _out_bytes(n_items, n_t, item_cfg))
+        except Failure as e:
+            raise Failure(str(e), dests) from None
+        from .io import OutputError, audio_format, check_destination
 
-        for d in dests:
+        bad = {}
+        label = (lambda i: shown) if n_items == 1 else (lambda i: f"{shown}[{i}]")
+        for i, d in enumerate(dests):  # each item's output on its own: one bad path fails one item
             if d == "-":
                 continue
             try:
                 if s.output_dir:
                     Path(d).parent.mkdir(parents=True, exist_ok=True)
                 check_destination(d, reads=(*s.reads, path))
+                audio_format(d)
             except OutputError as e:
-                raise Failure(f"{shown}: output {e}") from None
+                bad[i] = f"{label(i)}: output {e}"
+                continue
             except OSError as e:
-                raise Failure(f"{shown}: output {d}: cannot create its folder ({e.strerror or e})") from None
-            other = self._taken.get(str(Path(d).resolve()))
+                bad[i] = f"{label(i)}: output {d}: cannot create its folder ({e.strerror or e})"
+                continue
+            other = self._taken.get(os.path.realpath(d))
             if other is not None and other != shown:
-                raise Failure(f"{shown}: its output {d} is also the output of {other}; "
-                              f"rename one of them or use --recursive names")
-        for d in dests:
-            if d != "-":
-                self._taken[str(Path(d).resolve())] = shown
+                bad[i] = (f"{label(i)}: its output {d} is also the output of {other}; "
+                          f"rename one of them or use --recursive names")
+        for i, d in enumerate(dests):
+            if d != "-" and i not in bad:
+                self._taken[os.path.realpath(d)] = shown
         method = s.method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
         if inferred:
             line = ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in inferred.items())
             if line != self._said:  # once per change, not once per file of a folder
                 self.rep.info(f"{shown}: {line}")
                 self._said = line
-        return _Job(shown, path, target, item_cfg, dests, method, n_items, inferred)
+        return _Job(shown, path, target, item_cfg, dests, method, n_items, inferred, bad)
 
     def _dests(self, path: str, name: str | None, n_items: int) -> list:
         s = self.s
@@ -218,8 +265,11 @@ class Pipeline:
             return [out.with_name(f"{out.stem}_{i:0{width}d}{out.suffix or '.wav'}") for i in range(n_items)]
         if name is None:
             name = "example" if s.example else ("stdin" if path == "-" else Path(path).stem)
-        folder = Path(s.output_dir) if s.output_dir else (
-            Path(".") if path == "-" or s.example else Path(path).parent)
+        if s.output_dir:
+            folder = Path(s.output_dir)  # name may hold subfolders (--recursive): mirrored there
+        else:  # beside the input (a recursive walk's subfolder is already in its path)
+            folder = Path(".") if path == "-" or s.example else Path(path).parent
+            name = Path(name).name
         if n_items == 1:
             return [folder / f"{name}.wav"]
         width = max(3, len(str(n_items - 1)))
@@ -306,11 +356,11 @@ class Pipeline:
             res, done = self._invert(target, items[0][0], labels, frames=[m.shape[-1] for m, _ in pairs],
                                      name=names)
         except Failure as e:
-            seen = set()
-            for job, _ in items:
-                if job.name not in seen:
-                    seen.add(job.name)
-                    yield self._error(job.name, str(e) if job.name in str(e) else f"{job.name}: {e}")
+            msg = str(e)
+            for job in dict.fromkeys(job for job, _ in items):  # one line per input, a record per item
+                mine = [i for j, i in items if j is job]
+                yield from self._input_error(job.name, msg if job.name in msg else f"{job.name}: {msg}",
+                                             [job.dests[i] for i in mine], mine if job.n_items > 1 else None)
             return
         per_item = res.seconds / len(items)
         shown = []
@@ -325,7 +375,7 @@ class Pipeline:
                 yield rec
             except Failure as e:
                 shown.append(None)
-                yield self._error(job.name, str(e))
+                yield self._item_error(job, i, str(e))
         done(shown)
 
     # --- single inputs ---------------------------------------------------------------------
@@ -334,7 +384,11 @@ class Pipeline:
         try:
             res, done = self._invert(job.target, job, labels)
         except Failure as e:
-            yield self._error(job.name, str(e))
+            for i in job.bad:
+                yield self._item_error(job, i, job.bad[i])
+            good = [i for i in range(job.n_items) if i not in job.bad]
+            yield from self._input_error(job.name, str(e), [job.dests[i] for i in good],
+                                         good if job.n_items > 1 else None)
             return
         audio = res.audio.reshape(job.n_items, -1).numpy()
         flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
@@ -348,7 +402,7 @@ class Pipeline:
                 yield rec
             except Failure as e:
                 shown.append(None)
-                yield self._error(job.name, str(e))
+                yield self._item_error(job, i, str(e))
         done(shown)
 
     def _run_long(self, job: _Job) -> Iterator[dict]:
@@ -356,6 +410,9 @@ class Pipeline:
 
         s = self.s
         for i in range(job.n_items):
+            if i in job.bad:
+                yield self._item_error(job, i, job.bad[i])
+                continue
             mag, ph = self._item(job, i)
             label = Path(str(job.dests[i])).name if job.dests[i] != "-" else "stdout"
             from .blocks import block_starts
@@ -367,14 +424,15 @@ class Pipeline:
                     mag, config=job.cfg, block=s.block, overlap=s.overlap, batch=s.block_batch, method=job.method,
                     phase=ph, mel_features=job.target.mel_features, callback=callback, **self._kwargs()), job.name)
             except Failure as e:
-                yield self._error(job.name, str(e))
-                return
+                msg = str(e)
+                yield self._item_error(job, i, msg if job.n_items == 1 else
+                                       f"{job.label(i)}: {msg.removeprefix(job.name + ': ')}")
+                continue
             try:
                 yield self._write(job, i, res.audio, res.metrics, res, res.seconds, [], blocks=res.blocks,
                                   inplace=True)
             except Failure as e:
-                yield self._error(job.name, str(e))
-                return
+                yield self._item_error(job, i, str(e))
 
     # --- the library calls -----------------------------------------------------------------
     def _kwargs(self) -> dict:
@@ -430,21 +488,28 @@ class Pipeline:
         import numpy as np
 
         from .blocks import streaming_metrics
-        from .io import OutputError, encode_audio, save_audio, wav_bytes
+        from .io import OutputError, audio_format, encode_audio
 
         s = self.s
         dest = job.dests[i]
-        label = job.name if job.n_items == 1 else f"{job.name}[{i}]"
+        label = job.label(i)
+        if i in job.bad:
+            raise Failure(job.bad[i])
         if failure:
             raise Failure(f"{label}: {failure}")
         try:
-            enc = encode_audio(audio, s.subtype, s.normalize, inplace=inplace)
+            fmt = audio_format(dest)
+            enc = encode_audio(audio, s.subtype, s.normalize, inplace=inplace, format=fmt)
+        except OutputError as e:
+            raise Failure(f"{label}: output {e}") from None
         except ValueError as e:
             raise Failure(f"{label}: {e}") from None
         if enc.peak > 0 and not np.any(enc.samples):
             raise Failure(f"{label}: every sample rounds to zero in {enc.subtype} (peak {enc.peak:.3g}); "
                           f"use `subtype` auto or FLOAT")
         mag, _ = self._item(job, i)
+        if enc.format.lossy:  # measured on what a reader decodes: after writing
+            enc = self._save(dest, enc, job)
         written = streaming_metrics(enc.samples, mag, job.cfg, domain=res.domain)
         if enc.reason:
             self.rep.warning(f"{label}: {enc.reason}; wrote 32-bit float WAV to keep the level "
@@ -452,16 +517,8 @@ class Pipeline:
         if enc.clipped:
             self.rep.warning(f"{label}: {enc.clipped} sample(s) beyond full scale clipped in {enc.subtype} "
                              f"(peak {enc.peak:.4g}; `subtype` auto or FLOAT keeps them, `normalize` peak scales)")
-        try:
-            if dest == "-":
-                sys.stdout.buffer.write(wav_bytes(enc, job.cfg.sample_rate))
-                sys.stdout.buffer.flush()
-            else:
-                save_audio(dest, enc, job.cfg.sample_rate)
-        except OutputError as e:
-            raise Failure(str(e)) from None
-        except OSError as e:
-            raise Failure(f"{dest}: cannot write ({e.strerror or e})") from None
+        if not enc.format.lossy:
+            self._save(dest, enc, job)
         rec = {"input": job.name, "item": i if job.n_items > 1 else None, "output": str(dest), "status": "ok",
                "method": res.method, "iterations": res.iterations, "domain": res.domain,
                "sc": _num(written["sc"]), "snr": _num(written["snr"]), "ser": _num(written["ser"]),
@@ -491,10 +548,38 @@ class Pipeline:
                           f"{seconds:.2f} s on {res.device}")
         return rec
 
-    def _error(self, name: str, message: str) -> dict:
+    def _save(self, dest, enc, job: _Job):
+        """Write one output; ``StdoutClosed`` (the reader went away) is not an item's failure:
+        it ends the run."""
+        from .io import OutputError, save_audio, wav_bytes, write_stdout
+
+        try:
+            if dest == "-":
+                write_stdout(wav_bytes(enc, job.cfg.sample_rate))
+                return enc
+            return save_audio(dest, enc, job.cfg.sample_rate)
+        except OutputError as e:
+            raise Failure(str(e)) from None
+
+    def _error(self, name: str, message: str, **where) -> dict:
         message = self.rep.words(message)
         self.rep.error(message)
-        return {"input": name, "status": "error", "error": message}
+        return {"input": name, **where, "status": "error", "error": message}
+
+    def _input_error(self, name: str, message: str, dests=(), items=None) -> Iterator[dict]:
+        """A failure of a whole input (or of all its items at once): one line on stderr, and
+        one record per item when its items are known (``items``: their indices)."""
+        dests = list(dests)
+        rec = self._error(name, message)
+        if len(dests) <= 1 and items is None:
+            yield {**rec, "item": None, "output": str(dests[0]) if dests else None} if dests else rec
+            return
+        for i, d in zip(items if items is not None else range(len(dests)), dests):
+            yield {"input": name, "item": i, "output": str(d), "status": "error", "error": rec["error"]}
+
+    def _item_error(self, job: _Job, i: int, message: str) -> dict:
+        """The record of an item that was not written (each item of an input ends in one)."""
+        return self._error(job.name, message, item=i if job.n_items > 1 else None, output=str(job.dests[i]))
 
 
 #: Short names of the inferred settings in the info line.

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +43,21 @@ class MissingMatplotlib(RuntimeError):
 
 
 def require_matplotlib():
+    import os
+
+    # Figures are drawn on the Agg canvas: the display backend is never used, and an invalid
+    # MPLBACKEND would stop the import itself.
+    backend = os.environ.pop("MPLBACKEND", None)
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingMatplotlib("plots need matplotlib: pip install 'specinv-cli[plot]'") from None
+    except Exception as e:  # a broken matplotlibrc or environment: the user's to fix
+        first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+        raise MissingMatplotlib(f"matplotlib cannot be imported ({type(e).__name__}: {first})") from None
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
 
 
 @dataclass
@@ -241,8 +253,12 @@ def load_history(path) -> list[Curve]:
     """
     name = str(path)
     p = Path(path)
-    if not p.is_file():
-        raise InputError(name, "no such file" if not p.exists() else "is not a file")
+    if not os.path.isfile(p):
+        raise InputError(name, "no such file" if not os.path.exists(p) else "is not a file")
+    from .limits import check_bytes
+
+    # parsed JSON takes tens of times its text in Python objects
+    check_bytes(name, 40 * p.stat().st_size, None, "reading this history file")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as e:

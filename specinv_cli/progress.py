@@ -2,12 +2,16 @@
 
 On a terminal each item gets a live bar with its iteration count and the chosen metric; when
 stderr is not a terminal (logs, CI) one plain line per finished item is printed instead.
-``quiet`` silences both; ``NO_COLOR`` is honoured by rich.
+``quiet`` silences both; ``NO_COLOR`` is honoured by rich. Every message is shown through
+:func:`~specinv_cli.text.printable` (a file name's control characters escaped) and as text, never
+as markup.
 """
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
+
+from .text import printable
 
 __all__ = ["Reporter"]
 
@@ -30,23 +34,21 @@ class Reporter:
 
     # --- plain messages ---------------------------------------------------------------------
     def error(self, message: str) -> None:
-        message = self.words(message)
-        self.console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False) \
-            if self.console.is_terminal else self._plain(f"error: {message}")
+        self._say("error: ", "bold red", self.words(message))
 
     def warning(self, message: str) -> None:
-        message = self.words(message)
-        self.console.print(f"[yellow]warning:[/] {message}", markup=True, highlight=False) \
-            if self.console.is_terminal else self._plain(f"warning: {message}")
+        self._say("warning: ", "yellow", self.words(message))
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self._plain(self.words(message))
+            self._say("", None, self.words(message))
 
-    def _plain(self, message: str) -> None:
+    def _say(self, prefix: str, style, message: str) -> None:
         from rich.text import Text
 
-        self.console.print(Text(message))
+        text = Text(prefix, style=style if self.console.is_terminal else None)
+        text.append(printable(message))
+        self.console.print(text, highlight=False)
 
     # --- progress bars ----------------------------------------------------------------------
     @contextmanager
@@ -70,7 +72,8 @@ class Reporter:
         """A :class:`~specinv_cli.algorithms.base.Progress` callback driving one bar per item."""
         if self._progress is None:
             return None
-        tasks = [self._progress.add_task(label, total=max(total, 1), metric="") for label in labels]
+        tasks = [self._progress.add_task(printable(label).replace("[", "\\["), total=max(total, 1), metric="")
+                 for label in labels]
 
         def update(p):
             values = p.metrics.get(self.metric)

@@ -72,17 +72,17 @@ def scan_run(run_dir, targets=None, references=None, methods=None):
     from .analysis import audio_suffixes, index_by_stem, match_stem, spectrogram_suffixes
 
     run = Path(run_dir)
-    if not run.exists():
+    if not os.path.exists(run):  # (Path.exists raises on a name too long)
         raise InputError(str(run_dir), "no such folder")
-    if not run.is_dir():
+    if not os.path.isdir(run):
         raise InputError(str(run_dir), "is not a folder; give the run folder holding one subfolder per method")
     aud = audio_suffixes()
     tdir = Path(targets) if targets else run / TARGET_DIR
     rdir = Path(references) if references else run / REFERENCE_DIR
     for given, d in ((targets, tdir), (references, rdir)):
-        if given and not d.is_dir():
+        if given and not os.path.isdir(d):
             raise InputError(str(given), "no such folder")
-    special = {p.resolve() for p in (tdir, rdir) if p.is_dir()}
+    special = {p.resolve() for p in (tdir, rdir) if os.path.isdir(p)}
     found = [p for p in sorted(run.iterdir()) if p.is_dir() and not p.name.startswith(".")
              and p.resolve() not in special and index_by_stem(p, aud)]
     if methods:
@@ -94,8 +94,8 @@ def scan_run(run_dir, targets=None, references=None, methods=None):
         found = [by_name[m] for m in methods]
     if not found:
         raise InputError(str(run_dir), "holds no method folder with audio files (expected RUN_DIR/<method>/<stem>.wav)")
-    ttable = index_by_stem(tdir, spectrogram_suffixes()) if tdir.is_dir() else {}
-    rtable = index_by_stem(rdir, aud) if rdir.is_dir() else {}
+    ttable = index_by_stem(tdir, spectrogram_suffixes()) if os.path.isdir(tdir) else {}
+    rtable = index_by_stem(rdir, aud) if os.path.isdir(rdir) else {}
     items: dict[str, ReportItem] = {}
     for mdir in found:
         for stem, path in index_by_stem(mdir, aud).items():
@@ -207,7 +207,7 @@ def _images(it, target, cfg, methods, loaded):
                 from .analysis import _mag, resample
 
                 mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
-                mag = _mag(resample(mono, sr, cfg.sample_rate), lin).numpy()
+                mag = _mag(resample(mono, sr, cfg.sample_rate, source=str(path)), lin, str(path)).numpy()
                 out[m] = spectrogram_thumbnail(mag, lin, "linear", 1.0, title=m)
         except (InputError, ValueError):
             pass

@@ -73,7 +73,13 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
             arr = arr.astype(np.complex128)
         if not arr.dtype.isnative:  # big-endian data: torch only takes the native byte order
             arr = arr.astype(arr.dtype.newbyteorder("="))
-        x = torch.from_numpy(np.ascontiguousarray(arr))
+        # not np.ascontiguousarray: it turns a 0-d array into shape (1,)
+        x = torch.from_numpy(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr))
+    if getattr(x, "is_nested", False):
+        raise InputError(source, "holds a nested tensor; save a regular (rectangular, dense) one")
+    if x.device.type == "meta":
+        raise InputError(source, f"holds a tensor on the meta device (shape {tuple(x.shape)}), which has no "
+                                 f"values; save the tensor with its data")
     if x.layout != torch.strided:
         raise InputError(source, f"holds a {str(x.layout).replace('torch.', '')} tensor; save a dense one "
                                  f"(tensor.to_dense())")

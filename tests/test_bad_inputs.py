@@ -173,7 +173,7 @@ def test_disk_full_during_write_leaves_nothing(tmp_path, capsys, good, monkeypat
 
     monkeypatch.setattr(sf, "write", full)
     rc, _, err = run(capsys, "invert", good, "-n", "2", "-o", tmp_path / "out.wav")
-    assert rc == 2 and "No space left on device" in err and "out.wav" in err
+    assert rc == 2 and "no space left on device" in err and "out.wav" in err
     assert files_in(tmp_path) == ["good.npy"]  # neither the WAV nor its temporary
 
 

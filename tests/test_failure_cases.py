@@ -190,6 +190,6 @@ def test_pt_containers(tmp_path, capsys, small):
     torch.save([t], tmp_path / "l.pt")
     assert_refused(capsys, tmp_path, [tmp_path / "l.pt"], "l.pt", "holds a list, expected a tensor or a dict of tensors")
     torch.save({"a": t, "b": t}, tmp_path / "d.pt")
-    assert_refused(capsys, tmp_path, [tmp_path / "d.pt"], "d.pt", "holds 2 tensors (a, b); choose one with --key")
+    assert_refused(capsys, tmp_path, [tmp_path / "d.pt"], "d.pt", "holds 2 tensors ('a', 'b'); choose one with --key")
     rc, _, err = run(capsys, "invert", tmp_path / "d.pt", "--key", "b", "-n", "2", "-o", tmp_path / "d.wav")
     assert rc == 0, err

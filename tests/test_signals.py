@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM during a long run: exit code 130, no temporary files left, the outputs
+"""SIGINT, SIGTERM and SIGHUP during a long run: exit code 130, no temporary files left, the outputs
 finished before the signal intact and valid, the one in progress not written."""
 import signal
 import subprocess
@@ -30,7 +30,7 @@ def _foreground():
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     names = _inputs(tmp_path)
     out = tmp_path / "out"

@@ -57,16 +57,26 @@ import numpy as np
 import torch
 
 from ..dsp import STFT, window_gamma
+from ..limits import numba_failed, numba_room
 from .base import Monitor
 
 __all__ = ["pghi", "pghi_phase", "phase_derivatives"]
 
-try:  # numba ships with librosa; fall back to plain Python (slow) without it
-    import numba
-    from llvmlite import ir
-    from numba import njit, prange, types
-    from numba.core.extending import intrinsic
-
+#: This module run again as plain Python (no numba), for when numba cannot compile here.
+_PLAIN = __name__.endswith("._pghi_plain")
+numba = None
+if not _PLAIN and numba_room():
+    try:  # numba ships with librosa; fall back to plain Python (slow) without it
+        import numba
+        from llvmlite import ir
+        from numba import njit, prange, types
+        from numba.core.extending import intrinsic
+    except ImportError:  # pragma: no cover
+        numba = None
+    except (OSError, MemoryError, SystemError) as e:  # llvmlite's library does not map (ulimit -v)
+        numba = None
+        numba_failed(e)
+if numba is not None:
     @intrinsic
     def _hibit(typingctx, x):
         """Index of the highest set bit of a nonzero uint64 (one ``lzcnt``)."""
@@ -74,8 +84,7 @@ try:  # numba ships with librosa; fall back to plain Python (slow) without it
             z = builder.ctlz(args[0], ir.Constant(ir.IntType(1), 1))
             return builder.sub(ir.Constant(ir.IntType(64), 63), z)
         return types.int64(types.uint64), codegen
-except ImportError:  # pragma: no cover
-    numba = None
+else:
     prange = range
 
     def njit(*args, **kwargs):
@@ -460,6 +469,44 @@ def pghi_phase(mag: torch.Tensor, stft: STFT, *, rel_tol: float = 1e-5,
     >>> ph.shape, bool(torch.allclose(ph.abs(), torch.ones(())))
     (torch.Size([2, 129, 65]), True)
     """
+    kw = dict(rel_tol=rel_tol, generator=generator, average=average)
+    if numba is None:
+        with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps on purpose
+            return _phase(mag, stft, **kw)
+    if not _COMPILED:
+        # the first call compiles (or loads from the cache) and brings numba's runtime up:
+        # under a tight ulimit -v that fails, or hangs in OpenBLAS, so check the room first
+        if not numba_room():
+            return _plain().pghi_phase(mag, stft, **kw)
+        try:
+            out = _phase(mag, stft, **kw)
+        except (OSError, MemoryError, SystemError) as e:
+            numba_failed(e)
+            return _plain().pghi_phase(mag, stft, **kw)
+        _COMPILED.append(True)
+        return out
+    return _phase(mag, stft, **kw)
+
+
+_COMPILED: list = []
+
+
+def _plain():
+    """This module loaded again without numba (see :data:`_PLAIN`)."""
+    import importlib.util
+    import sys
+
+    name = __name__.rpartition(".")[0] + "._pghi_plain"
+    mod = sys.modules.get(name)
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(name, __file__)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return mod
+
+
+def _phase(mag, stft, *, rel_tol, generator, average):
     cplx = mag.dtype.to_complex()
     lead, (F, T) = mag.shape[:-2], mag.shape[-2:]
     if mag.numel() == 0:

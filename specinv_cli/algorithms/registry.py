@@ -98,6 +98,9 @@ class Method:
     ragged: bool = False
     #: ``check(options) -> message | None``: constraints across options (e.g. stability).
     check: Callable[[dict], str | None] | None = None
+    #: ``fit(options, frames=, n_iter=, win_length=, hop=) -> (options, notes)``: options whose
+    #: cost grows with their value, bounded by the input they apply to (see :meth:`fit_options`).
+    fit: Callable[..., tuple] | None = None
 
     def load(self) -> Callable:
         mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
@@ -128,6 +131,16 @@ class Method:
             raise ValueError(f"options of {self.name}: {problem}")
         return out
 
+    def fit_options(self, options: dict[str, Any], *, frames: int, n_iter: int, win_length: int,
+                    hop: int) -> tuple[dict[str, Any], dict[str, str]]:
+        """``(options, notes)``: resolved ``options`` with those that would cost more than the
+        input can use clamped to what it can (``notes``: option -> what was done, for
+        ``result.inferred``). :func:`specinv_cli.api.invert` applies it to every call."""
+        if self.fit is None:
+            return options, {}
+        return self.fit(dict(options), frames=int(frames), n_iter=int(n_iter), win_length=int(win_length),
+                        hop=int(hop))
+
 
 def _agla_stability(o: dict) -> str | None:
     """AGLA's inertia linearised around a fixed point: per eigenvalue l in [0, 1] of the GLA map,
@@ -145,6 +158,32 @@ def _agla_stability(o: dict) -> str | None:
             f"|(1-gamma) beta + gamma alpha| < 1 (here {b1:.4g}), |(1-gamma) beta| < 1 (here {b0:.4g}) and "
             f"|(1-gamma)(1+beta)| < 1 + (1-gamma) beta (here {abs(a0):.4g} vs {1 + b0:.4g}); "
             f"the defaults 0.99, 1.1, 1.25 are stable")
+
+
+def _rtisi_fit(o: dict, *, frames: int, n_iter: int, win_length: int, hop: int):
+    """RTISI-LA's block holds ``look_ahead + 1`` frames, each step updates all of them, and
+    there are ``frames + look_ahead`` steps: the cost grows as ``frames x look_ahead``. Past the
+    last frame there is nothing to look ahead to, and past ``n_iter - 1`` every frame would get
+    more than ``n_iter`` updates, so larger values are clamped (never below the default)."""
+    la = o["look_ahead"]
+    default = (win_length - 1) // hop
+    most = max(min(frames - 1, max(n_iter, 1) - 1), default)
+    if la > most:
+        o["look_ahead"] = most
+        return o, {"look_ahead": f"{most} (clamped from {la}: the input has {frames} frames, "
+                                 f"{n_iter} updates per frame)"}
+    return o, {}
+
+
+def _lbfgs_fit(o: dict, *, frames: int, n_iter: int, win_length: int, hop: int):
+    """torch's L-BFGS keeps at most one pair of vectors per step but allocates a list of
+    ``history_size`` slots up front: more than ``n_iter`` slots are never used."""
+    h = o["history_size"]
+    most = max(int(n_iter), 1)
+    if h > most:
+        o["history_size"] = most
+        return o, {"history_size": f"{most} (clamped from {h}: {n_iter} iterations keep at most that many)"}
+    return o, {}
 
 
 _ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; 1 and above do not converge)",
@@ -171,7 +210,7 @@ REGISTRY: dict[str, Method] = {m.name: m for m in [
             Option("frame_init", str, "partial", "phase of entering frames: from the partial reconstruction (the "
                    "paper's) or from --init (the default when --init is spsi/pghi or the input is complex)",
                    choices=("partial", "init"))),
-           informed_init_options={"frame_init": "init"}),
+           informed_init_options={"frame_init": "init"}, fit=_rtisi_fit),
     Method("spsi", "spsi", "spsi", "Single pass spectrogram inversion (non-iterative)",
            "Beauregard, Harish & Wyse, IEEE DSP 2015", iterative=False, uses_init=False,
            phase_function="spsi_phase"),
@@ -183,7 +222,8 @@ REGISTRY: dict[str, Method] = {m.name: m for m in [
            "Decorsière, Søndergaard, MacDonald & Dau, IEEE/ACM TASLP 2015",
            (Option("lr", float, 1.0, "L-BFGS step length", min=0.0),
             Option("history_size", int, 10, "L-BFGS memory", min=1),
-            Option("power", float, 1.0, "compare |STFT|^power (2: the paper's power spectrogram)", min=0.1))),
+            Option("power", float, 1.0, "compare |STFT|^power (2: the paper's power spectrogram)", min=0.1)),
+           fit=_lbfgs_fit),
     Method("dm", "dm", "dm", "Difference map, then AGLA (or FGLA) for the remaining iterations",
            "Peer, Welker & Gerkmann, IWAENC 2022",
            (Option("beta", float, 1.0, "difference-map relaxation (1: one STFT pair per iteration, else two)",
