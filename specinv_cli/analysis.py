@@ -40,6 +40,7 @@ zero-padded from 11025 samples (0.50 s) to the target's 22016 samples (1.00 s) (
 from __future__ import annotations
 
 import math
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,6 +192,7 @@ def read_audio(path, *, max_bytes: float | None = None):
         raise
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the stream", msg)  # libsndfile names the buffer
         if kind == "stream":
             from .io import looks_like
 

@@ -153,7 +153,13 @@ def _audio_inputs(run: _Run, inputs) -> list:
             out += found
         else:
             out.append(p)
-    return out
+    seen, unique = set(), []
+    for p in out:  # the same file twice is processed once (as invert does)
+        key = os.path.realpath(p)
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique
 
 
 def _fmt(v, digits=2):

@@ -213,6 +213,9 @@ class STFTConfig:
         if self.n_mels is not None and (isinstance(self.n_mels, bool) or not isinstance(self.n_mels, int)
                                         or self.n_mels < 1):
             raise ConfigError(f"{source}: n_mels must be a positive integer, got {self.n_mels!r}")
+        if self.n_mels is not None and self.n_mels > self.n_fft // 2 + 1:  # also bounds the filterbank's size
+            raise ConfigError(f"{source}: `n_mels` {self.n_mels} is more than the {self.n_fft // 2 + 1} frequency bins "
+                              f"of `n_fft` {self.n_fft} it is made from (bands would be empty)")
         number("fmin", lo=0)
         number("fmax", allow_none=True, positive=True)
         number("mel_power", positive=True)

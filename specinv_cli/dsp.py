@@ -372,6 +372,11 @@ class STFT:
         mode = self.pad_mode
         if mode == "reflect" and x.shape[-1] <= p:
             mode = "constant"  # reflect needs more samples than the pad; stay defined
+        if mode == "circular" and 0 < x.shape[-1] < p:  # torch wraps at most once: index instead
+            idx = torch.arange(-p, x.shape[-1] + p, device=x.device) % x.shape[-1]
+            return x[..., idx]
+        if mode in ("circular", "replicate") and x.shape[-1] == 0:
+            mode = "constant"
         return F.pad(x.unsqueeze(1), (p, p), mode=mode).squeeze(1)
 
     # --- analysis --------------------------------------------------------------------------

@@ -56,9 +56,51 @@ def address_space_left() -> int | None:
     return max(int(soft) - used, 0) if used is not None else int(soft)
 
 
+def _data_left() -> int | None:
+    """Bytes left under ``RLIMIT_DATA`` (``ulimit -d``: heap and anonymous mappings)."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return None
+    used = None
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmData:"):
+                    used = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return max(int(soft) - (used or 0), 0)
+
+
+def _cgroup_left() -> int | None:
+    """Bytes left under this process's cgroup v2 ``memory.max`` (containers, batch jobs)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            rel = next((ln.split(":", 2)[2].strip() for ln in f if ln.startswith("0::")), None)
+        if rel is None:
+            return None
+        base = os.path.join("/sys/fs/cgroup", rel.lstrip("/"))
+        with open(os.path.join(base, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(base, "memory.current")) as f:
+            current = int(f.read().strip())
+        return max(int(limit) - current, 0)
+    except (OSError, ValueError, StopIteration, IndexError):
+        return None
+
+
 def host_memory() -> int | None:
     """Memory this process may still use on the host: ``MemAvailable`` (else ``sysconf``),
-    and no more than :func:`address_space_left`; ``None`` if neither is known."""
+    and no more than what is left under ``ulimit -v`` (:func:`address_space_left`), ``ulimit
+    -d`` and the cgroup's ``memory.max``; ``None`` if none is known."""
     avail = None
     try:
         with open("/proc/meminfo") as f:
@@ -73,9 +115,9 @@ def host_memory() -> int | None:
             avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
         except (ValueError, OSError, AttributeError):
             avail = None
-    left = address_space_left()
-    if left is not None:
-        avail = left if avail is None else min(avail, left)
+    for left in (address_space_left(), _data_left(), _cgroup_left()):
+        if left is not None:
+            avail = left if avail is None else min(avail, left)
     return avail
 
 

@@ -525,7 +525,8 @@ class Pipeline:
                "seconds": round(seconds, 4), "device": res.device, "samples": int(enc.samples.shape[-1]),
                "sample_rate": job.cfg.sample_rate, "subtype": enc.subtype, "peak": _num(enc.peak),
                "gain": round(enc.gain, 6), "clipped": enc.clipped, "batch": batch,
-               "n_fft": job.cfg.n_fft, "hop_length": job.cfg.hop_length, "inferred": job.inferred}
+               "n_fft": job.cfg.n_fft, "hop_length": job.cfg.hop_length,
+               "inferred": {**job.inferred, **(getattr(res, "inferred", None) or {})}}  # with clamped options
         if enc.gain != 1.0:  # the user asked for a level change: what the inversion reached before it
             rec["sc_before_gain"] = _num(metrics["sc"])
         if blocks is not None:
