@@ -372,3 +372,32 @@ def test_undecodable_names_give_valid_json(tmp_path):
         text = json.dumps(rec, ensure_ascii=False)
         text.encode("utf-8")  # raises on a lone surrogate
     assert "caf\\xe9" in json.loads(p.stdout.decode().splitlines()[0])["input"]
+
+
+# --- follow-ups the property test found ------------------------------------------------------
+@pytest.mark.parametrize("mode", ["reflect", "circular", "replicate", "constant"])
+def test_inputs_shorter_than_the_pad_work_in_every_pad_mode(tmp_path, capsys, mode):
+    import torch
+
+    from specinv_cli.config import STFTConfig
+    from specinv_cli.dsp import STFT
+
+    st = STFT(STFTConfig(n_fft=16, hop_length=4, pad_mode=mode))
+    x = torch.randn(2, 5, dtype=torch.float64)
+    padded = st._pad(x)
+    assert padded.shape == (2, 5 + 16)
+    if mode == "circular":  # the periodic extension, however many times it wraps
+        idx = torch.arange(-8, 5 + 8) % 5
+        assert torch.equal(padded, x[:, idx])
+    sf.write(str(tmp_path / "one.wav"), np.array([0.25]), 8000)
+    code, _, err = run(capsys, "stft", tmp_path / "one.wav", "--pad-mode", mode, "--sr", "8000", "-O", tmp_path / "s", "-q")
+    assert code == 0, err
+    assert np.all(np.isfinite(np.load(tmp_path / "s" / "one.npy")))
+
+
+def test_a_filterbank_larger_than_its_bins_is_refused_before_allocating(tmp_path, capsys):
+    sf.write(str(tmp_path / "a.wav"), np.zeros(2048), 22050)
+    for n in (514, 2 ** 31):
+        code, _, err = run(capsys, "stft", tmp_path / "a.wav", "--n-mels", str(n), "-O", tmp_path / "s", "-q")
+        assert code == 2 and len(_errors(err)) == 1 and "--n-mels" in err and "513 frequency bins" in err, err
+    assert not (tmp_path / "s").exists() or not os.listdir(tmp_path / "s")
