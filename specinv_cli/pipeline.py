@@ -187,7 +187,7 @@ class Pipeline:
                 items, n_f, n_t = dims
                 if s.skip_existing:
                     dests = self._dests(path, name, items)
-                    if all(d != "-" and os.path.lexists(d) for d in dests):
+                    if all(d != "-" and os.path.exists(d) for d in dests):
                         return self._skipped(shown, dests)
                 frames = min(n_t, s.block) if s.block and n_t > s.block else n_t
                 n_est = items if frames == n_t else s.block_batch
@@ -208,7 +208,7 @@ class Pipeline:
         for d in target.batch_shape:
             n_items *= d
         dests = self._dests(path, name, n_items)
-        if s.skip_existing and all(d != "-" and os.path.lexists(d) for d in dests):
+        if s.skip_existing and all(d != "-" and os.path.exists(d) for d in dests):
             return self._skipped(shown, dests)
         n_t = target.mag.shape[-1]
         in_bytes = target.mag.numel() * target.mag.element_size() * (3 if target.phase is not None else 1)
@@ -357,7 +357,8 @@ class Pipeline:
                                      name=names)
         except Failure as e:
             msg = str(e)
-            for job in dict.fromkeys(job for job, _ in items):  # one line per input, a record per item
+            jobs = list({id(job): job for job, _ in items}.values())
+            for job in jobs:  # one line per input, a record per item
                 mine = [i for j, i in items if j is job]
                 yield from self._input_error(job.name, msg if job.name in msg else f"{job.name}: {msg}",
                                              [job.dests[i] for i in mine], mine if job.n_items > 1 else None)

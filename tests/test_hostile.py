@@ -401,3 +401,23 @@ def test_a_filterbank_larger_than_its_bins_is_refused_before_allocating(tmp_path
         code, _, err = run(capsys, "stft", tmp_path / "a.wav", "--n-mels", str(n), "-O", tmp_path / "s", "-q")
         assert code == 2 and len(_errors(err)) == 1 and "--n-mels" in err and "513 frequency bins" in err, err
     assert not (tmp_path / "s").exists() or not os.listdir(tmp_path / "s")
+
+
+def test_a_failed_batch_ends_in_one_record_per_item_and_one_line_per_input(tmp_path, capsys, monkeypatch):
+    import specinv_cli.api as api
+
+    np.save(tmp_path / "a.npy", _mag(frames=10))
+    np.save(tmp_path / "b.npy", _mag(frames=12, items=2))
+
+    def boom(*args, **kwargs):
+        raise ValueError("the device went away")
+
+    monkeypatch.setattr(api, "invert", boom)
+    code, out, err = run(capsys, "invert", tmp_path / "a.npy", tmp_path / "b.npy", "--batch-size", "3", "-m", "fgla",
+                         "-n", "1", "-O", tmp_path / "o", "--json", "-q")
+    recs = [json.loads(ln) for ln in out.splitlines()][:-1]
+    assert code == 2, err
+    assert sorted((Path(r["input"]).name, r["item"]) for r in recs) == [("a.npy", None), ("b.npy", 0), ("b.npy", 1)]
+    assert all(r["status"] == "error" and "the device went away" in r["error"] for r in recs)
+    assert len(_errors(err)) == 2  # one line per input
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")

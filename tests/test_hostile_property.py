@@ -635,8 +635,11 @@ def _invert_in(capsysbinary, data, folder: Path):
     pk.flag(a, "--normalize", ["none", "peak"], use=2)
     pk.flag(a, "--precision", ["single", "double"], use=1)
     pk.flag(a, "--eval-every", [1, 10], [2 ** 40], use=1)
-    pk.flag(a, "--refine", [0], [1, 3, 2 ** 40], use=1)
-    pk.flag(a, "--nnls-iters", [0, 1, 5], [2 ** 40], use=1)
+    # more than -n (refused for iterative methods); not 2**40: after a non-iterative method
+    # --refine N asks for N L-BFGS steps, as --nnls-iters N asks for N NNLS steps -- a long run
+    # asked for, not a hang
+    pk.flag(a, "--refine", [0], [1, 3, 200], use=1)
+    pk.flag(a, "--nnls-iters", [0, 1, 5], [300], use=1)
     if max_memory is not None:
         a += ["--max-memory", max_memory]
     a += ["--device", "cpu"]
