@@ -165,6 +165,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         inputs = (str(example_path()),)
     if not inputs and not from_list:
         _usage(rep, "no input given; pass spectrogram files or folders, '-' for stdin, --from-list FILE, or --example")
+    load_torch(lambda m: _usage(rep, m))
     from .io import OutputError, check_outputs, is_stdout
 
     given_output = output
@@ -231,10 +232,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
             except OSError as e:
                 _usage(rep, f"{output_dir}: cannot create output folder ({e.strerror or e})")
 
-    try:
-        import torch  # noqa: F401  (after argument checks: usage errors stay fast)
-    except (ImportError, MemoryError, OSError) as e:  # e.g. under a tight `ulimit -v`
-        _usage(rep, f"cannot load torch: {'not enough memory (ulimit -v?)' if isinstance(e, MemoryError) else e}")
+    import torch  # noqa: F401  (loaded above by load_torch)
     from .api import DeviceError, resolve_device
 
     try:
@@ -358,6 +356,17 @@ def emit_json(rec: dict) -> None:
     from .text import json_line
 
     write_stdout((json_line(rec) + "\n").encode("utf-8"))
+
+
+def load_torch(fail) -> None:
+    """Import torch (and numpy) now, in a command's body, where failing to (a tight ``ulimit
+    -v`` makes its C extensions fail in several ways) is one line from ``fail``, not exit 3."""
+    try:
+        import torch  # noqa: F401
+    except (ImportError, MemoryError, OSError, SystemError) as e:
+        why = "not enough memory" if isinstance(e, (MemoryError, SystemError)) else \
+            (str(e).splitlines() or [type(e).__name__])[0][:200]
+        fail(f"cannot load torch ({why}); check `ulimit -v`/`-d` or the container's memory limit")
 
 
 def _require_stdout(rep, what: str) -> None:
@@ -523,6 +532,12 @@ def _say(message: str) -> None:
         pass
 
 
+def _out_of_memory(e: BaseException) -> bool:
+    """torch reports a failed allocation as a RuntimeError (``std::bad_alloc``, ``can't allocate``)."""
+    text = str(e)
+    return "bad_alloc" in text or "can't allocate memory" in text or "out of memory" in text.lower()
+
+
 def _cleanup() -> None:
     """Remove temporaries being written, if any output was begun (io is loaded only then)."""
     io_module = sys.modules.get(__package__ + ".io")
@@ -571,6 +586,17 @@ def _main(argv):
             sys.exit(EXIT_USAGE)
         _quiet_stdout()  # its reader went away: end quietly, as Unix tools do
         sys.exit(EXIT_PIPE)
+    except (MemoryError, RuntimeError) as e:  # out of memory is the environment's limit, not a bug
+        if "--debug" in argv or isinstance(e, RuntimeError) and not _out_of_memory(e):
+            if "--debug" in argv:
+                raise
+            first = (str(e).splitlines() or [""])[0][:300]
+            _say(f"internal error: {type(e).__name__}: {first} (rerun with --debug for a traceback)")
+            sys.exit(EXIT_INTERNAL)
+        _cleanup()
+        _say("not enough memory to run (an allocation failed); check `ulimit -v`/`-d` or the "
+             "container's memory limit")
+        sys.exit(EXIT_USAGE)
     except Exception as e:  # a bug, not bad input: one line unless --debug
         if "--debug" in argv:
             raise

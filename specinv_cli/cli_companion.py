@@ -67,6 +67,9 @@ class _Run:
         self.as_json = as_json
         self.ok = 0
         self.failed = 0
+        from .cli import load_torch
+
+        load_torch(self.usage)
 
     def usage(self, message: str):
         self.rep.error(cli_words(message))
