@@ -9,7 +9,7 @@ from ._version import __version__
 
 __all__ = ["__version__", "invert", "InversionResult", "load_spectrogram", "save_audio",
            "STFTConfig", "load_preset", "STFT", "metrics", "SpecinvError", "InputError", "ConfigError",
-           "InversionError", "encode_audio"]
+           "InversionError", "DeviceError", "OutputError", "StdoutClosed", "encode_audio"]
 
 _LAZY = {
     "invert": ("api", "invert"),
@@ -23,6 +23,9 @@ _LAZY = {
     "InputError": ("errors", "InputError"),
     "ConfigError": ("errors", "ConfigError"),
     "InversionError": ("errors", "InversionError"),
+    "DeviceError": ("api", "DeviceError"),
+    "OutputError": ("io", "OutputError"),
+    "StdoutClosed": ("errors", "StdoutClosed"),
     "encode_audio": ("io", "encode_audio"),
 }
 
@@ -36,3 +39,7 @@ def __getattr__(name):
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{mod}", __name__), attr)
     raise AttributeError(f"module 'specinv_cli' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
