@@ -19,12 +19,20 @@ _mag, _sc = excerpt_magnitude, method_sc
 @pytest.mark.parametrize("clip", [SPEECH, GUITAR], ids=["speech", "guitar"])
 def test_hybrid_beats_fgla(clip):
     mag = _mag(clip)
-    s_dm = _sc("dm", mag, n_iter=100)                       # 50 DM + 50 AGLA: about -34 / -30 dB
+    s_dm = _sc("dm", mag, n_iter=100)                       # 50 DM + 50 AGLA
     s_dm_fgla = _sc("dm", mag, n_iter=100, finisher="fgla")
-    s_fgla = _sc("fgla", mag, n_iter=100)                   # about -28 / -26 dB
-    assert s_dm < -28.0 and s_dm_fgla < -27.0
-    assert s_dm < s_fgla - 2.0
-    assert s_dm_fgla < s_fgla - 1.5
+    s_fgla = _sc("fgla", mag, n_iter=100)
+    # DM amplifies float32 rounding: over seven FFT/kernel code paths of one AMD EPYC (kernels on
+    # and off, MKL's Intel AVX-512 / AVX2 / SSE4.2 paths, ATen default, numba without FMA) the
+    # hybrids moved by up to 1.8 dB, FGLA by 0.01 dB. Measured (speech / guitar, dB):
+    #   DM + AGLA  -31.6 ... -33.3 / -28.7 ... -30.5
+    #   DM + FGLA  -31.1 ... -32.9 / -28.3 ... -29.9
+    #   FGLA       -28.36          / -26.14
+    # Bounds: worst hybrid at least 2 dB inside each (more than that spread), and each hybrid still
+    # beats FGLA at equal iterations (a DM no better than FGLA, or one that stalls, fails).
+    assert s_dm < -26.5 and s_dm_fgla < -26.0
+    assert s_dm < s_fgla - 0.5       # measured 2.5 ... 5.0 dB better
+    assert s_dm_fgla < s_fgla        # measured 2.1 ... 4.5 dB better
 
 
 def test_variants_converge():

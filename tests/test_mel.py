@@ -211,11 +211,17 @@ def test_mel_flags_without_preset_and_the_default_beats_the_cascade(capsys, tmp_
     feats = tacotron2_mel(y)
     common = ["--n-mels", "80", "--fmax", "8000", "--compression", "ln", "--clamp", "1e-5"]
     best = _invert_and_score(capsys, tmp_path, "default", feats, *common)  # lbfgs against the mel
-    assert best["domain"] == "mel" and best["method"] == "lbfgs" and best["sc"] < -27  # measured -29.9
+    # L-BFGS against the mel: measured -29.9 (Intel Xeon), -29.7 on every AMD EPYC code path below
+    assert best["domain"] == "mel" and best["method"] == "lbfgs" and best["sc"] < -27
     cascade = _invert_and_score(capsys, tmp_path, "default", feats, *common, "-m", "dm", "--refine", "0")
     refined = _invert_and_score(capsys, tmp_path, "default", feats, *common, "-m", "dm")  # refine 50
     assert cascade["sc"] < -15  # NNLS + phase retrieval alone is a valid but weaker inversion
-    assert refined["sc"] < cascade["sc"] - 5 and best["sc"] < cascade["sc"] - 5
+    # The cascade and its refinement start with DM, which amplifies float32 rounding: over seven
+    # FFT/kernel code paths of one AMD EPYC (kernels on and off, MKL's Intel AVX-512 / AVX2 /
+    # SSE4.2 paths, ATen default, numba without FMA) the cascade gave -21.6 ... -22.7 dB and the
+    # refined one -29.0 ... -35.8, so refining gained 6.6 ... 13.3 dB and the default L-BFGS 7.0 ...
+    # 8.1 dB. 3 dB keeps 3.6 / 4.0 dB of margin and still fails when refining does not help.
+    assert refined["sc"] < cascade["sc"] - 3 and best["sc"] < cascade["sc"] - 3
 
 
 def test_user_toml_config_with_mel_settings(capsys, tmp_path, corpus):

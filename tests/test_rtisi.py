@@ -50,7 +50,11 @@ def test_iterations_improve_on_single_pass(speech, op):
     mag = reference_magnitude(speech[:44100])
     one = sc(op.forward(rtisi_la(mag, op, n_iter=0, length=44100)).abs(), mag)
     ten = sc(op.forward(rtisi_la(mag, op, n_iter=40, length=44100)).abs(), mag)
-    assert float(ten) < float(one) - 3.0  # one update per step already gives about -19 dB
+    # One update per step gives -18.5 ... -18.7 dB, 40 give -22.5 ... -23.6 dB over seven FFT/kernel
+    # code paths of one AMD EPYC (kernels on and off, MKL's Intel AVX-512 / AVX2 / SSE4.2 paths,
+    # ATen default, numba without FMA): a gain of 3.7 ... 5.1 dB. Asking for 2 dB keeps 1.7 dB
+    # of margin (more than the 1.3 dB spread) and still fails when the iterations do not help.
+    assert float(ten) < float(one) - 2.0
 
 
 def test_true_phase_with_frame_init_is_kept(speech, op):
