@@ -207,7 +207,8 @@ def _images(it, target, cfg, methods, loaded):
                 from .analysis import _mag, resample
 
                 mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
-                mag = _mag(resample(mono, sr, cfg.sample_rate, source=str(path)), lin, str(path)).numpy()
+                name = str(it.outputs[m])
+                mag = _mag(resample(mono, sr, cfg.sample_rate, source=name), lin, name).numpy()
                 out[m] = spectrogram_thumbnail(mag, lin, "linear", 1.0, title=m)
         except (InputError, ValueError):
             pass

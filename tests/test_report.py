@@ -288,3 +288,16 @@ def test_nothing_scored_is_exit_2_and_no_page(tmp_path, capsys, corpus):
     code, stdout, err = run(capsys, "report", d, "-o", out, "--no-images", "--no-perceptual", "--resample")
     assert code == 0, err
     assert len(parse(out).rows["metrics"]) == 1 and "resampled from 16000 Hz" in out.read_text()
+
+
+def test_a_run_without_target_or_reference_gets_each_outputs_own_spectrogram(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import numpy as np
+
+    (tmp_path / "run" / "fgla").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    sf.write(str(tmp_path / "run" / "fgla" / "a.wav"), (0.1 * rng.standard_normal(22050)).astype("float32"), 22050)
+    code, _, err = run(capsys, "report", tmp_path / "run", "-o", tmp_path / "r.html", "-q")
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert page.count("data:image/png;base64,") >= 1  # the output's own spectrogram is drawn
