@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 
-import json
 import signal
 import sys
 import time

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecinvError, StdoutClosed
+from .limits import check_bytes, fmt_bytes, host_memory, name_list
 from .spectrogram import InputError, Target, interpret
 
 __all__ = ["SUFFIXES", "load_array", "peek_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
@@ -220,8 +221,6 @@ def _array_words(shape, dtype) -> str:
 
 
 def _check_size(name, need: int, max_bytes, what: str) -> None:
-    from .limits import check_bytes
-
     check_bytes(name, need, max_bytes, f"loading {what}")
 
 
@@ -255,7 +254,7 @@ def peek_array(path: str | os.PathLike, key: str | None = None):
             need, have = _declared_nbytes(shape, dtype), p.stat().st_size - offset
             if have < need:
                 raise InputError(name, f"truncated .npy file: its header describes shape {shape} {dtype} "
-                                       f"({_fmt_bytes(need)} of data) but the file holds {_fmt_bytes(max(have, 0))}")
+                                       f"({fmt_bytes(need)} of data) but the file holds {fmt_bytes(max(have, 0))}")
             return shape, dtype
         with zipfile.ZipFile(p) as z:
             members = {n[:-4]: n for n in z.namelist() if n.endswith(".npy")}
@@ -274,7 +273,7 @@ def peek_array(path: str | os.PathLike, key: str | None = None):
             need = _declared_nbytes(shape, dtype)
             if size - offset < need:
                 raise InputError(name, f"array {member[:-4]!r} is truncated: its header describes shape {shape} "
-                                       f"{dtype} ({_fmt_bytes(need)}) but the archive holds {_fmt_bytes(max(size - offset, 0))}")
+                                       f"{dtype} ({fmt_bytes(need)}) but the archive holds {fmt_bytes(max(size - offset, 0))}")
             return shape, dtype
     except InputError:
         raise
@@ -282,15 +281,7 @@ def peek_array(path: str | os.PathLike, key: str | None = None):
         return None  # the full load gives the message
 
 
-def _fmt_bytes(n: float) -> str:
-    from .limits import fmt_bytes
-
-    return fmt_bytes(n)
-
-
 def _pick(mapping_keys, key, name, what):
-    from .limits import name_list
-
     keys = list(mapping_keys)
     if key is not None:
         if key not in keys:
@@ -361,7 +352,7 @@ def _stream_npy(f, head: bytes, name: str, max_bytes) -> np.ndarray:
     got = src.readinto(memoryview(arr.view(np.uint8)))  # into the array itself: no second copy
     if got < need:
         raise InputError(name, f"truncated .npy stream: its header describes shape {shape} {dtype} "
-                               f"({_fmt_bytes(need)} of data) but the stream ended after {_fmt_bytes(got)}")
+                               f"({fmt_bytes(need)} of data) but the stream ended after {fmt_bytes(got)}")
     if src.read(1):
         raise InputError(name, f"the stream goes on after the array its header describes (shape {shape} {dtype}); "
                                f"send one .npy array")
@@ -370,8 +361,6 @@ def _stream_npy(f, head: bytes, name: str, max_bytes) -> np.ndarray:
 
 def _stream_bytes(f, head: bytes, name: str, max_bytes) -> bytes:
     """The whole stream (for .npz/.pt, which need to seek), refused past ``max_bytes``."""
-    from .limits import host_memory
-
     limit = host_memory() if max_bytes is None else max_bytes
     cap = None if limit is None or limit == float("inf") else int(limit)
     parts, got = [head], len(head)
@@ -383,7 +372,7 @@ def _stream_bytes(f, head: bytes, name: str, max_bytes) -> bytes:
         got += len(b)
         if cap is not None and got > cap:
             raise InputError(name, f"the stream holds more than {'the available memory' if max_bytes is None else 'the limit'} "
-                                   f"({_fmt_bytes(cap)}); save it to a file, or raise the limit")
+                                   f"({fmt_bytes(cap)}); save it to a file, or raise the limit")
     return b"".join(parts)
 
 
@@ -488,7 +477,7 @@ def _load_file(p, name: str, suffix: str, key, max_bytes):
                 have = os.fstat(f.fileno()).st_size - offset
                 if have < need:  # np.load would allocate the declared size first
                     raise InputError(name, f"truncated .npy file: its header describes shape {shape} {dtype} "
-                                           f"({_fmt_bytes(need)} of data) but the file holds {_fmt_bytes(max(have, 0))}")
+                                           f"({fmt_bytes(need)} of data) but the file holds {fmt_bytes(max(have, 0))}")
                 _check_size(name, need, max_bytes, _array_words(shape, dtype))
             f.seek(0)
             return _load_npy_bytes(f, name)

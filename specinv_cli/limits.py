@@ -30,52 +30,42 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def _vm_size() -> int | None:
+def _proc_bytes(path: str, field: str) -> int | None:
+    """A ``field: N kB`` line of ``/proc/self/status`` or ``/proc/meminfo``, in bytes."""
     try:
-        with open("/proc/self/status") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("VmSize:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
 
 
-def address_space_left() -> int | None:
-    """Bytes of address space left under ``RLIMIT_AS`` (its soft limit minus ``VmSize``), or
-    ``None`` when there is no such limit (or it cannot be read)."""
+def _rlimit_left(name: str, used_field: str) -> int | None:
+    """Bytes left under the soft limit ``resource.<name>`` given what ``used_field`` of
+    ``/proc/self/status`` counts against it; ``None`` when there is no limit (or no reading)."""
     try:
         import resource
 
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        soft, _ = resource.getrlimit(getattr(resource, name))
     except (ImportError, OSError, ValueError, AttributeError):
         return None
     if soft == resource.RLIM_INFINITY or soft < 0:
         return None
-    used = _vm_size()
-    return max(int(soft) - used, 0) if used is not None else int(soft)
+    used = _proc_bytes("/proc/self/status", used_field)
+    return max(int(soft) - (used or 0), 0)
+
+
+def address_space_left() -> int | None:
+    """Bytes of address space left under ``RLIMIT_AS`` (its soft limit minus ``VmSize``), or
+    ``None`` when there is no such limit (or it cannot be read)."""
+    return _rlimit_left("RLIMIT_AS", "VmSize")
 
 
 def _data_left() -> int | None:
     """Bytes left under ``RLIMIT_DATA`` (``ulimit -d``: heap and anonymous mappings)."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
-    except (ImportError, OSError, ValueError, AttributeError):
-        return None
-    if soft == resource.RLIM_INFINITY or soft < 0:
-        return None
-    used = None
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmData:"):
-                    used = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    return max(int(soft) - (used or 0), 0)
+    return _rlimit_left("RLIMIT_DATA", "VmData")
 
 
 def _cgroup_left() -> int | None:
@@ -101,15 +91,7 @@ def host_memory() -> int | None:
     """Memory this process may still use on the host: ``MemAvailable`` (else ``sysconf``),
     and no more than what is left under ``ulimit -v`` (:func:`address_space_left`), ``ulimit
     -d`` and the cgroup's ``memory.max``; ``None`` if none is known."""
-    avail = None
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    avail = int(line.split()[1]) * 1024
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
+    avail = _proc_bytes("/proc/meminfo", "MemAvailable")
     if avail is None:
         try:
             avail = int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))

@@ -16,7 +16,6 @@ others go on. Records: ``status`` ``ok`` | ``error`` | ``skipped``.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -281,7 +280,7 @@ class Pipeline:
 
     def _check_memory(self, name, n_items, n_frames, cfg, *, input_bytes):
         from .api import estimate_memory
-        from .io import _fmt_bytes
+        from .limits import fmt_bytes
 
         cap, origin = self.s.limit
         if cap is None or cap == float("inf"):
@@ -293,7 +292,7 @@ class Pipeline:
 
             gib = need / 2 ** 30
             suggest = f"{math.ceil(gib * 1.25)}G" if gib >= 1 else f"{math.ceil(need / 2 ** 20 * 1.25)}M"
-            raise Failure(f"{name}: inverting needs about {_fmt_bytes(need)}, more than the limit {_fmt_bytes(cap)} "
+            raise Failure(f"{name}: inverting needs about {fmt_bytes(need)}, more than the limit {fmt_bytes(cap)} "
                           f"({origin}); raise it with --max-memory {suggest}")
 
     # --- batching --------------------------------------------------------------------------
