@@ -173,7 +173,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     if output == "-" and as_json:
         _usage(rep, f"-o {given_output} writes audio to standard output, which --json also needs; use one of them")
     if output == "-" or as_json:
-        _require_stdout(rep, f"-o {given_output}" if output == "-" else "--json")
+        require_stdout(lambda m: _usage(rep, m), f"-o {given_output}" if output == "-" else "--json")
     if "-" in inputs and from_list == "-":
         _usage(rep, "stdin cannot be both an input ('-') and the manifest (--from-list -)")
     from .inputs import InputsError, expand, select, shard_spec
@@ -346,15 +346,20 @@ def _usage(rep, message: str):
 
 def _emit(rec: dict, as_json: bool) -> None:
     if as_json:
+        from .stdio import emit_json
+
         emit_json(rec)
 
 
-def emit_json(rec: dict) -> None:
-    """One JSON line on stdout (a reader that went away ends the run: ``StdoutClosed``)."""
-    from .io import write_stdout
-    from .text import json_line
+def require_stdout(fail, what: str) -> None:
+    """Call ``fail`` with one line, before any work, when ``what`` would write to a closed stdout."""
+    from .errors import StdoutClosed
+    from .stdio import stdout_binary
 
-    write_stdout((json_line(rec) + "\n").encode("utf-8"))
+    try:
+        stdout_binary()
+    except StdoutClosed:
+        fail(f"{what} writes to standard output, which is closed")
 
 
 def load_torch(fail) -> None:
@@ -366,16 +371,6 @@ def load_torch(fail) -> None:
         why = "not enough memory" if isinstance(e, (MemoryError, SystemError)) else \
             (str(e).splitlines() or [type(e).__name__])[0][:200]
         fail(f"cannot load torch ({why}); check `ulimit -v`/`-d` or the container's memory limit")
-
-
-def _require_stdout(rep, what: str) -> None:
-    from .errors import StdoutClosed
-    from .io import stdout_binary
-
-    try:
-        stdout_binary()
-    except StdoutClosed:
-        _usage(rep, f"{what} writes to standard output, which is closed")
 
 
 #: Signals that end a run like Ctrl-C: temporaries removed, finished outputs kept, exit 130.
@@ -517,9 +512,9 @@ def _guard_standard_fds() -> None:
                 os.dup2(null, fd)
                 os.close(null)
             if fd == 1:
-                from . import io as _io  # numpy only: the rare case of a closed stdout
+                from .stdio import mark_stdout_closed
 
-                _io._STDOUT_WAS_CLOSED = True
+                mark_stdout_closed()
 
 
 def _say(message: str) -> None:
@@ -542,11 +537,6 @@ def _cleanup() -> None:
     io_module = sys.modules.get(__package__ + ".io")
     if io_module is not None:
         io_module.cleanup_temporaries()
-
-
-def _stdout_was_closed() -> bool:
-    io_module = sys.modules.get(__package__ + ".io")
-    return bool(io_module is not None and io_module._STDOUT_WAS_CLOSED)
 
 
 def _quiet_stdout() -> None:
@@ -580,7 +570,9 @@ def _main(argv):
         sys.exit(EXIT_INTERRUPTED)
     except (StdoutClosed, BrokenPipeError) as e:
         _cleanup()
-        if _stdout_was_closed():  # closed from the start: a usage problem, said once
+        from .stdio import stdout_was_closed
+
+        if stdout_was_closed():  # closed from the start: a usage problem, said once
             _say(f"{e}; nothing can be written to it")
             sys.exit(EXIT_USAGE)
         _quiet_stdout()  # its reader went away: end quietly, as Unix tools do

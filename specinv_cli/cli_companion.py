@@ -83,20 +83,15 @@ class _Run:
 
     def emit(self, rec: dict):
         if self.as_json:
-            from .io import write_stdout
-            from .text import json_line
+            from .stdio import emit_json
 
-            write_stdout((json_line(rec) + "\n").encode("utf-8"))
+            emit_json(rec)
 
     def need_stdout(self, what: str):
         """Refuse before any work a command whose results go to a closed stdout."""
-        from .errors import StdoutClosed
-        from .io import stdout_binary
+        from .cli import require_stdout
 
-        try:
-            stdout_binary()
-        except StdoutClosed:
-            self.usage(f"{what} writes to standard output, which is closed")
+        require_stdout(self.usage, what)
 
     def check_writes(self, writes, reads):
         """Every output against every file read (by identity) and each other, before any work;

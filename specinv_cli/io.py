@@ -24,6 +24,7 @@ import numpy as np
 
 from .errors import SpecinvError, StdoutClosed
 from .limits import check_bytes, fmt_bytes, host_memory, name_list
+from .stdio import stdout_binary, write_stdout  # noqa: F401  (also io's: the writers' stdout)
 from .spectrogram import InputError, Target, interpret
 
 __all__ = ["SUFFIXES", "load_array", "peek_array", "load_spectrogram", "save_audio", "wav_bytes", "example_path",
@@ -865,10 +866,11 @@ def check_destination(path: str | os.PathLike, reads=()) -> Destination:
         _dest_dir_check(str(path), Path(dest.path))
     if dest.kind == "stdout":
         return dest
+    me = _identity(dest.path)
+    if me is None or dest.kind == "stream" and not stat.S_ISFIFO(os.stat(dest.path).st_mode):
+        return dest  # nothing there yet; a character device (/dev/null) may be both read and written
     for r in reads:
-        if str(r) == "-" or dest.kind == "stream" and not stat.S_ISFIFO(os.stat(dest.path).st_mode):
-            continue  # /dev/null may be both read and written
-        if same_file(dest.path, r) and (_identity(r) is not None):
+        if str(r) != "-" and _identity(r) == me:
             raise OutputError(path, f"is the same file as the input {r}; writing it would destroy that input")
     return dest
 
@@ -954,30 +956,6 @@ def describe_write_error(e: BaseException, folder=None) -> str:
             pass
     msg = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
     return (msg or type(e).__name__).rstrip(".")
-
-
-def stdout_binary():
-    """Standard output as a binary stream; :class:`StdoutClosed` when there is none."""
-    out = sys.stdout
-    if out is None or getattr(out, "closed", False) or _STDOUT_WAS_CLOSED:
-        raise StdoutClosed("standard output is closed")
-    return getattr(out, "buffer", out)
-
-
-def write_stdout(data: bytes) -> None:
-    """Write ``data`` to standard output; a reader that went away is :class:`StdoutClosed`."""
-    out = stdout_binary()
-    try:
-        out.write(data)
-        out.flush()
-    except BrokenPipeError:
-        raise StdoutClosed("standard output was closed by its reader") from None
-    except ValueError:  # closed file
-        raise StdoutClosed("standard output is closed") from None
-
-
-#: Set by the CLI when the process started with file descriptor 1 closed.
-_STDOUT_WAS_CLOSED = False
 
 
 def _stream_into(dest: Destination, tmp: str) -> None:

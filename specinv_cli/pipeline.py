@@ -104,7 +104,12 @@ class _Job:
     bad: dict = field(default_factory=dict)
 
     def label(self, i: int) -> str:
-        return self.name if self.n_items == 1 else f"{self.name}[{i}]"
+        return _label(self.name, self.n_items, i)
+
+
+def _label(name: str, n_items: int, i: int) -> str:
+    """How messages name item ``i`` of an input: the input itself, or ``name[i]`` in a batch."""
+    return name if n_items == 1 else f"{name}[{i}]"
 
 
 class Pipeline:
@@ -220,7 +225,6 @@ class Pipeline:
         from .io import OutputError, audio_format, check_destination
 
         bad = {}
-        label = (lambda i: shown) if n_items == 1 else (lambda i: f"{shown}[{i}]")
         for i, d in enumerate(dests):  # each item's output on its own: one bad path fails one item
             if d == "-":
                 continue
@@ -230,14 +234,14 @@ class Pipeline:
                 check_destination(d, reads=(*s.reads, path))
                 audio_format(d)
             except OutputError as e:
-                bad[i] = f"{label(i)}: output {e}"
+                bad[i] = f"{_label(shown, n_items, i)}: output {e}"
                 continue
             except OSError as e:
-                bad[i] = f"{label(i)}: output {d}: cannot create its folder ({e.strerror or e})"
+                bad[i] = f"{_label(shown, n_items, i)}: output {d}: cannot create its folder ({e.strerror or e})"
                 continue
             other = self._taken.get(os.path.realpath(d))
             if other is not None and other != shown:
-                bad[i] = (f"{label(i)}: its output {d} is also the output of {other}; "
+                bad[i] = (f"{_label(shown, n_items, i)}: its output {d} is also the output of {other}; "
                           f"rename one of them or use --recursive names")
         for i, d in enumerate(dests):
             if d != "-" and i not in bad:
@@ -552,7 +556,8 @@ class Pipeline:
     def _save(self, dest, enc, job: _Job):
         """Write one output; ``StdoutClosed`` (the reader went away) is not an item's failure:
         it ends the run."""
-        from .io import OutputError, save_audio, wav_bytes, write_stdout
+        from .io import OutputError, save_audio, wav_bytes
+        from .stdio import write_stdout
 
         try:
             if dest == "-":

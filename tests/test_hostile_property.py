@@ -916,40 +916,21 @@ def _eval_in(capsysbinary, data, folder: Path):
 
 # --- the tests --------------------------------------------------------------------------------
 
+# one test per command, so that a failure names it; hypothesis keeps a database per test
+COMMANDS = pytest.mark.parametrize("command", ["invert", "stft", "eval"])
+_CHECKS = {"invert": _invert, "stft": _stft, "eval": _eval}
+
+
+@COMMANDS
 @settings(max_examples=N_DEFAULT, **COMMON)
 @given(data=st.data())
-def test_invert_hostile(capsysbinary, data):
-    _invert(capsysbinary, data)
-
-
-@settings(max_examples=N_DEFAULT, **COMMON)
-@given(data=st.data())
-def test_stft_hostile(capsysbinary, data):
-    _stft(capsysbinary, data)
-
-
-@settings(max_examples=N_DEFAULT, **COMMON)
-@given(data=st.data())
-def test_eval_hostile(capsysbinary, data):
-    _eval(capsysbinary, data)
+def test_hostile(capsysbinary, command, data):
+    _CHECKS[command](capsysbinary, data)
 
 
 @pytest.mark.slow
+@COMMANDS
 @settings(max_examples=N_SLOW, **COMMON)
 @given(data=st.data())
-def test_invert_hostile_many(capsysbinary, data):
-    _invert(capsysbinary, data)
-
-
-@pytest.mark.slow
-@settings(max_examples=N_SLOW, **COMMON)
-@given(data=st.data())
-def test_stft_hostile_many(capsysbinary, data):
-    _stft(capsysbinary, data)
-
-
-@pytest.mark.slow
-@settings(max_examples=N_SLOW, **COMMON)
-@given(data=st.data())
-def test_eval_hostile_many(capsysbinary, data):
-    _eval(capsysbinary, data)
+def test_hostile_many(capsysbinary, command, data):
+    _CHECKS[command](capsysbinary, data)
