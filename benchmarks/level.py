@@ -38,7 +38,7 @@ def specinv(*args) -> str:
 
 
 def file_sc(wav: Path, target: np.ndarray) -> float:
-    from specinv_cli.blocks import streaming_metrics
+    from specinv_cli.batch.blocks import streaming_metrics
     from specinv_cli.config import STFTConfig
 
     audio, _ = sf.read(str(wav), dtype="float32")

@@ -35,9 +35,9 @@ CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"
 
 from specinv_cli import invert  # noqa: E402
 from specinv_cli.config import load_preset  # noqa: E402
-from specinv_cli.dsp import STFT  # noqa: E402
-from specinv_cli.mel import MelTransform, encode  # noqa: E402
-from specinv_cli.metrics import sc  # noqa: E402
+from specinv_cli.dsp.stft import STFT  # noqa: E402
+from specinv_cli.dsp.mel import MelTransform, encode  # noqa: E402
+from specinv_cli.dsp.metrics import sc  # noqa: E402
 
 CONFIGS = {  # name -> invert() keyword arguments (n_iter added)
     "lbfgs [pghi] (direct; the default)": dict(),

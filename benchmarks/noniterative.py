@@ -34,7 +34,7 @@ from specinv_cli.algorithms.gla import fgla  # noqa: E402
 from specinv_cli.algorithms.pghi import pghi_phase  # noqa: E402
 from specinv_cli.algorithms.spsi import spsi_phase  # noqa: E402
 from specinv_cli.config import STFTConfig  # noqa: E402
-from specinv_cli.dsp import STFT  # noqa: E402
+from specinv_cli.dsp.stft import STFT  # noqa: E402
 
 
 def load(path: Path) -> np.ndarray:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"))
 
-from specinv_cli import bench  # noqa: E402
+from specinv_cli.companion import bench  # noqa: E402
 from specinv_cli import invert  # noqa: E402
 from specinv_cli.algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD  # noqa: E402
 

@@ -3,7 +3,8 @@
 The public API is imported lazily so that ``import specinv_cli`` (and ``specinv --help``)
 does not pay for torch::
 
-    from specinv_cli import invert, load_spectrogram, STFTConfig, metrics
+    from specinv_cli import invert, load_spectrogram, STFTConfig
+    from specinv_cli.dsp import metrics
 """
 from ._version import __version__
 
@@ -14,19 +15,19 @@ __all__ = ["__version__", "invert", "InversionResult", "load_spectrogram", "save
 _LAZY = {
     "invert": ("api", "invert"),
     "InversionResult": ("api", "InversionResult"),
-    "load_spectrogram": ("io", "load_spectrogram"),
-    "save_audio": ("io", "save_audio"),
+    "load_spectrogram": ("io.read", "load_spectrogram"),
+    "save_audio": ("io.write", "save_audio"),
     "STFTConfig": ("config", "STFTConfig"),
     "load_preset": ("config", "load_preset"),
-    "STFT": ("dsp", "STFT"),
+    "STFT": ("dsp.stft", "STFT"),
     "SpecinvError": ("errors", "SpecinvError"),
     "InputError": ("errors", "InputError"),
     "ConfigError": ("errors", "ConfigError"),
     "InversionError": ("errors", "InversionError"),
-    "DeviceError": ("api", "DeviceError"),
-    "OutputError": ("io", "OutputError"),
+    "DeviceError": ("errors", "DeviceError"),
+    "OutputError": ("errors", "OutputError"),
     "StdoutClosed": ("errors", "StdoutClosed"),
-    "encode_audio": ("io", "encode_audio"),
+    "encode_audio": ("io.encode", "encode_audio"),
 }
 
 
@@ -34,7 +35,7 @@ def __getattr__(name):
     import importlib
 
     if name == "metrics":
-        return importlib.import_module(".metrics", __name__)
+        return importlib.import_module(".dsp.metrics", __name__)
     if name in _LAZY:
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{mod}", __name__), attr)

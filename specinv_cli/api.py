@@ -24,10 +24,10 @@ import torch
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
 from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, get_method
 from .config import STFTConfig
-from .dsp import STFT, fit_frames, jit_scope
-from .metrics import compute
-from .errors import InversionError, SpecinvError
-from .spectrogram import InputError, Target, interpret
+from .dsp.stft import STFT, fit_frames, jit_scope
+from .dsp.metrics import compute
+from .errors import DeviceError, InversionError
+from .io.spectrogram import InputError, Target, interpret
 
 __all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "DeviceError", "InversionError",
            "spectrogram_of", "estimate_memory", "available_memory", "output_problems"]
@@ -47,10 +47,6 @@ def default_refine(config: STFTConfig, method: str, n_iter: int = 100) -> int:
 
 
 PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
-
-
-class DeviceError(SpecinvError, ValueError):
-    """A device that cannot be used here (e.g. CUDA without a GPU)."""
 
 
 @dataclass
@@ -105,8 +101,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-#: Peak working memory of an inversion, in units of ``frames * n_fft`` reals per item: measured
-#: 8 (fgla) to 19 (dm from PGHI) on the CPU (1024-point STFT, 4000 frames); rounded up for slack.
+#: Peak working memory of an inversion, in units of ``frames * n_fft`` reals per item: the
+#: largest peak measured over the methods on the CPU, rounded up for slack.
 MEMORY_FACTOR = 24
 
 
@@ -136,7 +132,7 @@ def available_memory(device: torch.device | str = "cpu") -> int | None:
             return int(torch.cuda.mem_get_info(dev)[0])
         except (RuntimeError, AssertionError):
             return None
-    from .limits import host_memory
+    from .util.limits import host_memory
 
     return host_memory()
 
@@ -173,7 +169,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
 
     Parameters
     ----------
-    spec : numpy array or torch tensor (or a :class:`~specinv_cli.spectrogram.Target`).
+    spec : numpy array or torch tensor (or a :class:`~specinv_cli.io.spectrogram.Target`).
     method : a name from ``specinv methods``; default ``dm`` (difference map then AGLA) for
         linear input, ``lbfgs`` (direct optimisation against the mel) for mel input.
     config : STFT (and mel) settings. Every field the caller set is used as given (a
@@ -186,7 +182,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     n_iter : iterations in total (``refine`` of them are L-BFGS steps at the end).
     init : starting phase: ``random``, ``zero``, ``spsi`` or ``pghi`` (default); a complex
         input's phase overrides it.
-    input_kind, layout : how to read ``spec`` (see :func:`specinv_cli.spectrogram.interpret`);
+    input_kind, layout : how to read ``spec`` (see :func:`specinv_cli.io.spectrogram.interpret`);
         ``layout`` defaults to the settings' (``ft``).
     length : output samples (default ``(T - 1) * hop`` for centred frames).
     device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
@@ -201,7 +197,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         cascade :data:`DEFAULT_REFINE`, at most half of ``n_iter``; 0 for linear input).
     frames : for a batch ``[B, F, T_max]`` of spectrograms of different lengths, zero-padded
         after their ends: each item's own frame count. Each item is then inverted as it would be
-        alone (up to float rounding; see :mod:`specinv_cli.ragged`): methods with
+        alone (up to float rounding; see :mod:`specinv_cli.dsp.ragged`): methods with
         ``Method.ragged`` only, no ``refine``, no ``length``. ``audio`` is ``[B, L_max]`` and
         ``result.lengths[b]`` says where item ``b`` ends.
     history : record the metrics at each evaluation in ``result.history`` (also done when a
@@ -256,7 +252,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         mask = (t_idx[None, :] < torch.tensor(frames, device=dev)[:, None]).to(real)[:, None, :]
     mel_op, scale = None, None
     if cfg.is_mel:
-        from .mel import MelTransform, decode
+        from .dsp.mel import MelTransform, decode
 
         try:
             domain_target = decode(target.mag.to(device=dev, dtype=real), cfg)
@@ -290,7 +286,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     n_phase = n_iter - refine if m.iterative else 0
 
     if frames is not None:
-        from .ragged import RaggedSTFT
+        from .dsp.ragged import RaggedSTFT
 
         stft = RaggedSTFT(cfg, frames, device=dev, dtype=real)
     else:

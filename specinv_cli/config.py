@@ -365,7 +365,7 @@ MEL_SIZES = (64, 80, 100, 128)
 
 
 def _names(names) -> str:
-    from .limits import name_list
+    from .util.limits import name_list
 
     return name_list(names)
 
@@ -403,7 +403,7 @@ def read_stats(path: str, n_mels: int | None = None):
 
     import numpy as np
 
-    from .limits import name_list
+    from .util.limits import name_list
 
     def bad(msg):
         return ConfigError(f"{path}: {msg}")
@@ -424,7 +424,7 @@ def read_stats(path: str, n_mels: int | None = None):
     except OSError as e:
         raise bad(f"cannot read stats file ({(e.strerror or str(e)).lower()})") from None
     if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        from .io import looks_like
+        from .util.sniff import looks_like
 
         raise bad(f"not a stats .npz archive (it looks like {looks_like(head)}); expected mean/std or "
                   f"count/sum/sum_square arrays")

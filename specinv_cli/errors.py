@@ -2,11 +2,11 @@
 
 Messages name the file (when there is one) and the problem in one line, and speak of
 parameters as the Python API names them, in backticks (``n_fft``); the CLI turns those into its
-flags (``--n-fft``) in one place (:func:`specinv_cli.options.cli_words`).
+flags (``--n-fft``) in one place (:func:`specinv_cli.cli.flags.cli_words`).
 """
 from __future__ import annotations
 
-__all__ = ["SpecinvError", "InputError", "ConfigError", "InversionError", "StdoutClosed"]
+__all__ = ["SpecinvError", "InputError", "ConfigError", "DeviceError", "OutputError", "InversionError", "StdoutClosed"]
 
 
 class SpecinvError(Exception):
@@ -38,3 +38,16 @@ class InversionError(SpecinvError, ValueError):
 class StdoutClosed(SpecinvError, OSError):
     """Standard output is closed, or its reader went away (a broken pipe): the CLI ends the run
     quietly, as Unix tools do, keeping the outputs already finished."""
+
+
+class OutputError(SpecinvError, OSError):
+    """The output cannot be written (folder missing, not writable, disk full...)."""
+
+    def __init__(self, path, message):
+        self.path = str(path)
+        self.message = message
+        super().__init__(f"{path}: {message}")
+
+
+class DeviceError(SpecinvError, ValueError):
+    """A device that cannot be used here (e.g. CUDA without a GPU)."""

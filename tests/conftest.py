@@ -108,7 +108,7 @@ def one_thread(corpus):
 @pytest.fixture(params=["jit", "torch"])
 def kernels(request):
     """Runs a test on both CPU paths: the fused numba kernels and plain torch."""
-    from specinv_cli import dsp
+    from specinv_cli.dsp import stft as dsp
 
     if request.param == "jit":
         dsp.set_jit(True)

@@ -9,7 +9,7 @@ from specinv_cli.algorithms.base import random_phase
 from specinv_cli.algorithms.gla import gla
 from specinv_cli.api import invert
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
+from specinv_cli.dsp.stft import STFT
 
 from conftest import GUITAR, SPEECH, excerpt_magnitude, method_sc
 

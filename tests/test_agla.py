@@ -9,8 +9,8 @@ from specinv_cli.algorithms.base import random_phase
 from specinv_cli.algorithms.registry import get_method
 from specinv_cli.api import invert
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.stft import STFT
+from specinv_cli.dsp.metrics import sc
 
 from conftest import GUITAR, SPEECH, excerpt_magnitude, method_sc
 

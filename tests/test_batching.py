@@ -11,8 +11,8 @@ from clihelp import files_in, read_wav, run
 from conftest import load_clip, reference_magnitude
 from specinv_cli.api import invert
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
-from specinv_cli.ragged import RaggedSTFT
+from specinv_cli.dsp.stft import STFT
+from specinv_cli.dsp.ragged import RaggedSTFT
 
 CONFIGS = [dict(n_fft=256, hop_length=64), dict(n_fft=256, hop_length=64, pad_mode="constant"),
            dict(n_fft=256, hop_length=64, center=False, pad=96),
@@ -93,7 +93,7 @@ def test_ragged_batch_refuses_methods_that_cannot(pieces):
 def test_mel_batch_equals_one_by_one(corpus):
     """Mel features are padded after decoding (zero magnitude, not zero log-mel)."""
     from specinv_cli.config import load_preset
-    from specinv_cli.mel import MelTransform, encode
+    from specinv_cli.dsp.mel import MelTransform, encode
 
     cfg = load_preset("hifigan-22k")
     op = STFT(cfg.with_bins(80, "t"))

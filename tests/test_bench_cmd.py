@@ -30,7 +30,7 @@ def test_bench_json_has_every_row(capsys):
         assert math.isclose(r["x_strided_floor"] * pi["fft_floor_strided_ms"], r["ms"], rel_tol=1e-9), name
     bd = rep["fgla_breakdown_ms"]
     assert bd["fast_path"] is True
-    from specinv_cli.dsp import jit_enabled
+    from specinv_cli.dsp.stft import jit_enabled
 
     assert bd["fused_kernels"] is jit_enabled()
     steps = (("rfft of the frames, read in place from the signal",

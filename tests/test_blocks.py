@@ -10,9 +10,9 @@ import torch
 from clihelp import read_wav, run
 from conftest import load_clip, reference_magnitude
 from specinv_cli.api import invert
-from specinv_cli.blocks import _stitch, block_starts, invert_blocks, streaming_metrics
+from specinv_cli.batch.blocks import _stitch, block_starts, invert_blocks, streaming_metrics
 from specinv_cli.config import STFTConfig
-from specinv_cli.metrics import compute
+from specinv_cli.dsp.metrics import compute
 
 
 @pytest.mark.parametrize("n", [1, 5, 99, 100, 101, 257, 1000, 4097])
@@ -39,7 +39,7 @@ def test_stitch_aligns_the_sign_and_crossfades():
 
 def test_streaming_metrics_equal_the_whole_computation():
     cfg = STFTConfig(n_fft=256, hop_length=64).with_bins(129, "t")
-    from specinv_cli.dsp import STFT
+    from specinv_cli.dsp.stft import STFT
 
     op = STFT(cfg)
     g = torch.Generator().manual_seed(1)

@@ -9,7 +9,7 @@ import torch
 
 from clihelp import files_in, read_wav, run, run_process, stft_mag
 from conftest import load_clip, reference_magnitude
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.metrics import sc
 
 SR = 22050
 

@@ -36,8 +36,8 @@ FRAMINGS = {
 
 
 def _target(audio, cfg):
-    from specinv_cli.analysis import analyze
-    from specinv_cli.spectrogram import interpret
+    from specinv_cli.companion.analysis import analyze
+    from specinv_cli.io.spectrogram import interpret
 
     return interpret(analyze(audio, cfg))
 
@@ -45,8 +45,8 @@ def _target(audio, cfg):
 # --- the length the framing implies ------------------------------------------------------------
 @pytest.mark.parametrize("name", FRAMINGS)
 def test_implied_length_is_what_the_frames_cover(name):
-    from specinv_cli.analysis import implied_length
-    from specinv_cli.dsp import STFT
+    from specinv_cli.companion.analysis import implied_length
+    from specinv_cli.dsp.stft import STFT
 
     cfg = _cfg(**FRAMINGS[name])
     stft = STFT(cfg)
@@ -65,8 +65,8 @@ def test_implied_length_is_what_the_frames_cover(name):
 def test_length_more_than_one_window_from_the_target_is_refused(speech, name):
     """Accepted up to exactly one window (win_length, else n_fft) from the implied length, refused
     one sample beyond, on either side; the message names the file and both lengths."""
-    from specinv_cli.analysis import ComparisonError, evaluate, implied_length
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.companion.analysis import ComparisonError, evaluate, implied_length
+    from specinv_cli.io.spectrogram import InputError
 
     cfg = _cfg(**FRAMINGS[name])
     target = _target(speech[:33075], cfg)                      # 1.5 s
@@ -87,7 +87,7 @@ def test_length_more_than_one_window_from_the_target_is_refused(speech, name):
 
 
 def test_truncate_cuts_or_pads_to_the_target_and_says_so(speech):
-    from specinv_cli.analysis import CompareOptions, evaluate, implied_length
+    from specinv_cli.companion.analysis import CompareOptions, evaluate, implied_length
 
     cfg = _cfg(n_fft=1024, hop_length=256)
     target = _target(speech[:22050], cfg)
@@ -111,7 +111,7 @@ def test_truncate_cuts_or_pads_to_the_target_and_says_so(speech):
 
 
 def test_a_rate_other_than_the_settings_is_refused_unless_resampled(speech):
-    from specinv_cli.analysis import ComparisonError, CompareOptions, evaluate, resample
+    from specinv_cli.companion.analysis import ComparisonError, CompareOptions, evaluate, resample
 
     cfg = _cfg(n_fft=1024, hop_length=256)
     x = speech[:22050]
@@ -131,7 +131,7 @@ def test_a_rate_other_than_the_settings_is_refused_unless_resampled(speech):
 
 
 def test_more_than_one_channel_is_refused_unless_one_is_chosen(speech):
-    from specinv_cli.analysis import ComparisonError, CompareOptions, evaluate
+    from specinv_cli.companion.analysis import ComparisonError, CompareOptions, evaluate
 
     cfg = _cfg(n_fft=1024, hop_length=256)
     x = speech[:22050]
@@ -159,7 +159,7 @@ def test_more_than_one_channel_is_refused_unless_one_is_chosen(speech):
 
 
 def test_the_reference_obeys_the_same_rules(speech):
-    from specinv_cli.analysis import ComparisonError, CompareOptions, evaluate, lsd, resample
+    from specinv_cli.companion.analysis import ComparisonError, CompareOptions, evaluate, lsd, resample
 
     cfg = _cfg(n_fft=1024, hop_length=256)
     x = speech[:44100]
@@ -195,7 +195,7 @@ def test_the_reference_obeys_the_same_rules(speech):
 
 
 def test_read_audio_keeps_what_the_file_holds(tmp_path, corpus):
-    from specinv_cli.analysis import load_audio, read_audio
+    from specinv_cli.companion.analysis import load_audio, read_audio
 
     st = write_stereo(tmp_path / "st.wav")
     data, sr = read_audio(tmp_path / "st.wav")
@@ -285,7 +285,7 @@ def test_eval_scores_the_others_when_one_is_refused(tmp_path, capsys, corpus):
 
 def test_stft_keeps_its_mixdown_and_resampling(tmp_path, capsys, corpus):
     """Making a spectrogram is not a comparison: stft still mixes down and resamples."""
-    from specinv_cli.analysis import analyze
+    from specinv_cli.companion.analysis import analyze
     from specinv_cli.config import STFTConfig
 
     st = write_stereo(tmp_path / "st.wav", GUITAR)

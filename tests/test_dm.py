@@ -8,7 +8,7 @@ from specinv_cli.algorithms.base import random_phase
 from specinv_cli.algorithms.dm import dm, raar
 from specinv_cli.api import invert
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
+from specinv_cli.dsp.stft import STFT
 
 from conftest import GUITAR, SPEECH, excerpt_magnitude, method_sc
 

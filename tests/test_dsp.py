@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT, get_window
+from specinv_cli.dsp.stft import STFT, get_window
 
 CASES = [
     dict(n_fft=1024, hop_length=256),
@@ -105,7 +105,7 @@ FAST_CASES = CASES + [
 @pytest.mark.parametrize("kw", FAST_CASES)
 @pytest.mark.parametrize("length", [5000, 5120, 4999])
 def test_projector_equals_forward_of_inverse(kw, length, kernels):
-    from specinv_cli.dsp import fit_frames
+    from specinv_cli.dsp.stft import fit_frames
 
     op = STFT(STFTConfig(**kw), dtype=torch.float64)
     g = torch.Generator().manual_seed(5)
@@ -160,7 +160,7 @@ def test_projector_results_do_not_alias_its_buffers(kernels):
 
 
 def test_magnitude_projection_buffered_matches_reference(kernels):
-    from specinv_cli.dsp import MagnitudeProjection, magnitude_projection
+    from specinv_cli.dsp.stft import MagnitudeProjection, magnitude_projection
 
     g = torch.Generator().manual_seed(8)
     mag = torch.rand(2, 65, 20, generator=g)
@@ -187,7 +187,7 @@ def test_magnitude_projection_buffered_matches_reference(kernels):
 def test_fgla_signal_momentum_equals_spectral_momentum(dtype, kernels):
     """FGLA's momentum taken on the signals gives the spectral-domain sequence of the paper."""
     from specinv_cli.algorithms.gla import fgla
-    from specinv_cli.dsp import magnitude_projection
+    from specinv_cli.dsp.stft import magnitude_projection
 
     op = STFT(STFTConfig(n_fft=256, hop_length=64), dtype=dtype)
     x = torch.randn(2, 4096, dtype=dtype, generator=torch.Generator().manual_seed(9))
@@ -214,7 +214,7 @@ def test_projector_cache_is_not_a_reference_cycle():
     import weakref
 
     from specinv_cli.config import STFTConfig
-    from specinv_cli.dsp import STFT
+    from specinv_cli.dsp.stft import STFT
 
     gc.disable()
     try:

@@ -9,7 +9,7 @@ import soundfile as sf
 from clihelp import run
 from companionhelp import GUITAR, SR, json_lines, write_clip
 from conftest import reference_magnitude
-from specinv_cli.analysis import lsd
+from specinv_cli.companion.analysis import lsd
 
 
 @pytest.fixture

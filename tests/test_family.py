@@ -8,8 +8,8 @@ import torch
 from specinv_cli.algorithms.base import Monitor, random_phase
 from specinv_cli.algorithms.registry import REGISTRY
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.stft import STFT
+from specinv_cli.dsp.metrics import sc
 
 from conftest import GUITAR, SPEECH, edge_signal, excerpt_magnitude
 

@@ -6,7 +6,7 @@ from conftest import load_clip
 from specinv_cli import invert
 from specinv_cli.algorithms.registry import REGISTRY
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
+from specinv_cli.dsp.stft import STFT
 
 CFG = STFTConfig(center=False, pad=384)
 

@@ -8,7 +8,7 @@ from specinv_cli import invert
 from specinv_cli.algorithms.base import Monitor
 from specinv_cli.algorithms.gla import gla
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
+from specinv_cli.dsp.stft import STFT
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_cuda_matches_cpu(speech):
 def test_cuda_request_without_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    from specinv_cli.api import DeviceError
+    from specinv_cli.errors import DeviceError
 
     with pytest.raises(DeviceError, match="no CUDA device"):
         invert(torch.ones(513, 10), device="cuda")

@@ -266,7 +266,7 @@ def test_a_closed_stdout_is_a_usage_error(tmp_path, args):
 
 # --- 6. signals and leftovers -----------------------------------------------------------------
 def test_stale_temporaries_of_dead_runs_are_removed(tmp_path, capsys):
-    from specinv_cli import io
+    from specinv_cli.io import write as io
 
     np.save(tmp_path / "s.npy", _mag())
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -378,7 +378,7 @@ def test_inputs_shorter_than_the_pad_work_in_every_pad_mode(tmp_path, capsys, mo
     import torch
 
     from specinv_cli.config import STFTConfig
-    from specinv_cli.dsp import STFT
+    from specinv_cli.dsp.stft import STFT
 
     st = STFT(STFTConfig(n_fft=16, hop_length=4, pad_mode=mode))
     x = torch.randn(2, 5, dtype=torch.float64)

@@ -54,7 +54,7 @@ def _wav(path, data, sr, subtype="PCM_16"):
 @pytest.fixture
 def small_memory(monkeypatch):
     """The available memory every default limit reads, made small (nothing big is allocated)."""
-    monkeypatch.setattr("specinv_cli.limits.host_memory", lambda: 200 * 2 ** 20)
+    monkeypatch.setattr("specinv_cli.util.limits.host_memory", lambda: 200 * 2 ** 20)
 
 
 # --- 1. sizes derived from inputs are checked before allocating -------------------------------
@@ -69,7 +69,7 @@ def test_sizes_resampling_blowups_are_refused_in_every_command(tmp_path, capsys,
         assert not list((tmp_path / "specs").glob("*"))
     # as eval's reference (resampled deliberately) and as plot's audio SPEC
     ok = _wav(tmp_path / "ok.wav", np.random.default_rng(2).standard_normal(SR) * 0.1, SR, "FLOAT")
-    from specinv_cli.analysis import analyze
+    from specinv_cli.companion.analysis import analyze
     from specinv_cli.config import STFTConfig
 
     np.save(tmp_path / "ok.npy", analyze(sf.read(str(ok), dtype="float32")[0], STFTConfig()))
@@ -83,9 +83,9 @@ def test_sizes_resampling_blowups_are_refused_in_every_command(tmp_path, capsys,
 
 
 def test_sizes_the_library_takes_a_limit_and_checks_the_stft_too(tmp_path):
-    from specinv_cli.analysis import analyze, load_audio, resample
+    from specinv_cli.companion.analysis import analyze, load_audio, resample
     from specinv_cli.config import STFTConfig
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.io.spectrogram import InputError
 
     x = np.zeros(1000, np.float32)
     with pytest.raises(InputError, match="resampling from 1 Hz to 22050 Hz would need about .* more than the limit"):
@@ -161,8 +161,8 @@ def test_sizes_a_stride0_view_is_checked_before_it_is_materialised(tmp_path, cap
         code, _, err = run(capsys, "eval", tmp_path / "nothing.wav", "-t", tmp_path / name, *args)
         assert code == 2 and "Traceback" not in err
     assert not (tmp_path / "x.wav").exists()
-    from specinv_cli.io import load_array, load_spectrogram
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.io.read import load_array, load_spectrogram
+    from specinv_cli.io.spectrogram import InputError
 
     torch.save(torch.zeros(1).expand(F, 100_000), tmp_path / "mid.pt")  # 205 MB logical
     with pytest.raises(InputError, match="mid.pt: loading its tensor .* more than the limit"):
@@ -190,8 +190,8 @@ def test_sizes_npy_headers_are_checked_before_reading(tmp_path, capsys, small_me
     code, _, err = run(capsys, "invert", tmp_path / "lie.npy", "-o", tmp_path / "x.wav", "-q")
     assert_one_error(code, err, "lie.npy", "truncated")
     np.save(tmp_path / "big.npy", np.zeros((F, 60_000), np.float32))  # 123 MB
-    from specinv_cli.io import load_array
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.io.read import load_array
+    from specinv_cli.io.spectrogram import InputError
 
     with pytest.raises(InputError, match="big.npy: loading its array .* more than the limit"):
         load_array(tmp_path / "big.npy", max_bytes=64 * 2 ** 20)
@@ -388,9 +388,9 @@ def test_messages_use_the_real_errno(tmp_path, capsys):
         assert_one_error(code, err, name, words)
         assert "no such file" not in err or words == "not a folder"
     # the library names the errno too (the CLI's folder walk, not ours, stops at a too-long name)
-    from specinv_cli.analysis import read_audio
-    from specinv_cli.io import load_array
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.companion.analysis import read_audio
+    from specinv_cli.io.read import load_array
+    from specinv_cli.io.spectrogram import InputError
 
     for fn, suffix in ((load_array, ".npy"), (read_audio, ".wav")):
         with pytest.raises(InputError, match="file name too long"):

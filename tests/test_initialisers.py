@@ -9,7 +9,7 @@ from specinv_cli.algorithms.pghi import pghi_phase
 from specinv_cli.algorithms.spsi import spsi_phase
 from specinv_cli.api import invert
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
+from specinv_cli.dsp.stft import STFT
 
 from conftest import reference_magnitude
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clihelp import files_in, run
-from specinv_cli.inputs import Entry, InputsError, cuda_index, expand, read_manifest, select, shard_spec
+from specinv_cli.batch.inputs import Entry, InputsError, cuda_index, expand, read_manifest, select, shard_spec
 
 F, T = 129, 20
 

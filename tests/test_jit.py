@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from specinv_cli import dsp
+from specinv_cli.dsp import stft as dsp
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT, MagnitudeProjection, cosine_taps, get_window
+from specinv_cli.dsp.stft import STFT, MagnitudeProjection, cosine_taps, get_window
 
 pytestmark = pytest.mark.skipif(dsp._load_jit() is None, reason="numba does not import here")
 
@@ -36,7 +36,7 @@ def test_cosine_taps_refuses_other_windows(name, win_length):
 @pytest.mark.parametrize("name", ["hann", "hamming", "blackman", "rectangular"])
 def test_window_conv_is_the_windowed_fft(name, n_fft):
     """Taps along frequency (with the Hermitian extension at both ends) give rfft(w * frame)."""
-    from specinv_cli import jit
+    from specinv_cli.dsp import kernels as jit
 
     w = get_window(name, n_fft, dtype=torch.float64)
     frames = torch.randn(37, n_fft, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -98,7 +98,7 @@ def test_fgla_on_a_recording_matches_the_torch_path(corpus):
 
     from specinv_cli.algorithms.base import random_phase
     from specinv_cli.algorithms.gla import fgla
-    from specinv_cli.metrics import sc
+    from specinv_cli.dsp.metrics import sc
 
     mag = excerpt_magnitude(GUITAR)
     op = STFT(STFTConfig(n_fft=1024, hop_length=256))
@@ -139,7 +139,7 @@ def test_specinv_jit_0_turns_the_kernels_off():
 
 def test_a_kernel_that_fails_hands_over_to_torch(monkeypatch):
     """A numba that imports but cannot compile here: one warning, then the torch path."""
-    from specinv_cli import jit
+    from specinv_cli.dsp import kernels as jit
 
     def broken(*args):
         raise RuntimeError("no working LLVM target")
@@ -190,7 +190,8 @@ def test_short_jobs_in_a_fresh_process_skip_the_kernels():
     stay on torch; once the process's work passes JIT_MIN_WORK the kernels load and stay."""
     code = """
 import torch
-from specinv_cli import dsp, invert
+from specinv_cli.dsp import stft as dsp
+from specinv_cli import invert
 mag = torch.rand(513, 60)
 invert(mag, method="fgla", n_iter=50)                       # 1.5e6
 print(bool(dsp._READY))
@@ -208,7 +209,7 @@ def test_a_forked_child_of_a_process_that_ran_the_kernels_uses_torch():
     (torch's own thread pool is the caller's concern: MKL's FFT hangs there too)."""
     code = """
 import os, torch
-from specinv_cli import dsp
+from specinv_cli.dsp import stft as dsp
 from specinv_cli.config import STFTConfig
 op = dsp.STFT(STFTConfig(n_fft=256, hop_length=64))
 op.projector((129, 30)).synth(torch.randn(129, 30, dtype=torch.complex64))

@@ -7,8 +7,8 @@ from specinv_cli import invert
 from specinv_cli.algorithms.base import Monitor, random_phase
 from specinv_cli.algorithms.lbfgs import lbfgs, lbfgs_waveform
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.stft import STFT
+from specinv_cli.dsp.metrics import sc
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 from clihelp import run
 from conftest import load_clip
 from specinv_cli.config import STFTConfig, load_preset
-from specinv_cli.mel import MelTransform, decode, encode, load_stats, mel_filterbank
+from specinv_cli.dsp.mel import MelTransform, decode, encode, load_stats, mel_filterbank
 
 
 @pytest.mark.parametrize("sr,n_fft,n_mels,fmin,fmax,htk,norm", [

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from specinv_cli import metrics
+from specinv_cli.dsp import metrics
 
 
 def test_sc_definition():

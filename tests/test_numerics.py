@@ -50,7 +50,7 @@ def _available(name):
 def test_finite_output(method, kind):
     if not _available(method):
         pytest.skip(f"{method}: module not written yet")
-    from specinv_cli.dsp import STFT
+    from specinv_cli.dsp.stft import STFT
 
     mag = STFT(CFG).forward(SIGNALS[kind]).abs()
     res = invert(mag, method=method, config=CFG, n_iter=6, init="random", device="cpu", errors="report")
@@ -76,7 +76,7 @@ KNOWN_SILENT = {("spsi", "impulse"), ("rtisi-la", "impulse")}
 def test_extreme_scales_are_handled(method, gain):
     """Magnitudes of 1e20 (squares overflow float32) or 1e-30/1e-41 (underflow, subnormal) give
     the same result as at unit scale, scaled: the inversion runs on a normalised copy."""
-    from specinv_cli.dsp import STFT
+    from specinv_cli.dsp.stft import STFT
 
     if not _available(method):
         pytest.skip(f"{method}: module not written yet")

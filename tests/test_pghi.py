@@ -9,8 +9,8 @@ from specinv_cli import invert
 from specinv_cli.algorithms.pghi import pghi, pghi_phase
 from specinv_cli.api import spectrogram_of
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.stft import STFT
+from specinv_cli.dsp.metrics import sc
 
 
 def _sc(audio, mag, op):

@@ -47,8 +47,8 @@ def test_axes_read_in_seconds_and_hz(tmp_path):
     from matplotlib.figure import Figure
 
     from specinv_cli.config import load_preset
-    from specinv_cli.mel import mel_frequencies
-    from specinv_cli.plot import _draw
+    from specinv_cli.dsp.mel import mel_frequencies
+    from specinv_cli.companion.plot import _draw
 
     cfg = load_preset("default", explicit=False)
     fig = Figure()
@@ -77,7 +77,7 @@ def test_convergence_by_running_methods(tmp_path, capsys, made):
     assert rec["curves"] == 2 and png_size(tmp_path / "conv.png") == (800, 450)
     # the curve ends where api.invert with the same settings ends; FGLA improves on its PGHI start
     from specinv_cli.api import invert
-    from specinv_cli.io import load_spectrogram
+    from specinv_cli.io.read import load_spectrogram
 
     res = invert(load_spectrogram(tmp_path / "d" / "clip.npy"), method="fgla", n_iter=20, device="cpu")
     assert rec["final"]["fgla [pghi]"] == pytest.approx(float(res.metrics["sc"]), abs=0.01)
@@ -199,10 +199,10 @@ def test_comparisons_that_cannot_be_right_are_refused(tmp_path, capsys, corpus):
 
 
 def test_spectrogram_png_checks_each_output_before_drawing(tmp_path, corpus):
-    from specinv_cli.analysis import ComparisonError, CompareOptions, analyze
+    from specinv_cli.companion.analysis import ComparisonError, CompareOptions, analyze
     from specinv_cli.config import STFTConfig
-    from specinv_cli.plot import spectrogram_png
-    from specinv_cli.spectrogram import interpret
+    from specinv_cli.companion.plot import spectrogram_png
+    from specinv_cli.io.spectrogram import interpret
 
     from companionhelp import SR
 

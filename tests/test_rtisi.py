@@ -7,8 +7,8 @@ from specinv_cli import invert
 from specinv_cli.algorithms.base import Monitor
 from specinv_cli.algorithms.rtisi import asymmetric_windows, rtisi_la
 from specinv_cli.config import STFTConfig
-from specinv_cli.dsp import STFT, get_window
-from specinv_cli.metrics import sc
+from specinv_cli.dsp.stft import STFT, get_window
+from specinv_cli.dsp.metrics import sc
 
 
 @pytest.fixture(scope="module")

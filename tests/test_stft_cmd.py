@@ -85,7 +85,7 @@ def test_mel_preset_roundtrip(tmp_path, capsys, clip):
 
 @pytest.mark.parametrize("kind", ["power", "db", "log"])
 def test_kinds_read_back_with_input_kind(tmp_path, capsys, clip, kind):
-    from specinv_cli.io import load_spectrogram
+    from specinv_cli.io.read import load_spectrogram
 
     code, _, err = run(capsys, "stft", tmp_path / "clip.wav", "-O", tmp_path / "d", "--kind", kind)
     assert code == 0, err
@@ -127,7 +127,7 @@ def test_stereo_mixdown_channel_and_resampling(tmp_path, capsys, clip):
     assert mix.shape[1] == ch1.shape[1] == 1 + len(clip) // 256   # resampled 44.1 kHz -> 22.05 kHz
     exp_mix = reference_magnitude((left + right) / 2).numpy()
     exp_ch1 = reference_magnitude(right).numpy()
-    from specinv_cli.metrics import sc
+    from specinv_cli.dsp.metrics import sc
 
     # two resamplings (and FLAC's 16 bits) away from the originals: close, not equal
     assert float(sc(torch.from_numpy(mix), torch.from_numpy(exp_mix))) < -30

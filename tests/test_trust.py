@@ -10,10 +10,10 @@ import torch
 from clihelp import run
 from conftest import load_clip, reference_magnitude
 from specinv_cli import invert
-from specinv_cli.blocks import streaming_metrics
+from specinv_cli.batch.blocks import streaming_metrics
 from specinv_cli.config import ConfigError, STFTConfig
 from specinv_cli.errors import InversionError, SpecinvError
-from specinv_cli.io import encode_audio
+from specinv_cli.io.encode import encode_audio
 
 
 @pytest.fixture(scope="module")
@@ -149,7 +149,7 @@ def test_librosa_default_hop_gives_the_right_duration(tmp_path, capsys, corpus):
 
 
 def test_log_mel_without_settings_gets_a_mel_hint(tmp_path, capsys, corpus):
-    from specinv_cli.analysis import analyze
+    from specinv_cli.companion.analysis import analyze
     from specinv_cli.config import load_preset
 
     y = load_clip("speech_female_hts2a", seconds=1.5)
@@ -245,7 +245,7 @@ def test_default_refine_adapts_to_the_iterations(tmp_path, capsys, corpus):
 
     cfg = load_preset("hifigan-22k")
     assert default_refine(cfg, "dm", 100) == 50 and default_refine(cfg, "dm", 30) == 15
-    from specinv_cli.analysis import analyze
+    from specinv_cli.companion.analysis import analyze
 
     np.save(tmp_path / "m.npy", analyze(load_clip("speech_male_hts1a", seconds=1.0), cfg, mel=True))
     code, _, err = run(capsys, "invert", tmp_path / "m.npy", "--config", "hifigan-22k", "-m", "dm", "-n", "30",
@@ -265,9 +265,9 @@ def test_history_is_recorded_when_asked(soft):
 
 
 def test_errors_share_one_root():
-    from specinv_cli.api import DeviceError
-    from specinv_cli.io import OutputError
-    from specinv_cli.spectrogram import InputError
+    from specinv_cli.errors import DeviceError
+    from specinv_cli.errors import OutputError
+    from specinv_cli.io.spectrogram import InputError
 
     for cls in (InputError, ConfigError, DeviceError, OutputError, InversionError):
         assert issubclass(cls, SpecinvError)
@@ -280,8 +280,8 @@ def test_progress_bar_ends_on_the_file_as_written(tmp_path, soft):
     from rich.console import Console
 
     from specinv_cli.config import load_preset
-    from specinv_cli.pipeline import Pipeline, Settings
-    from specinv_cli.progress import Reporter
+    from specinv_cli.batch.pipeline import Pipeline, Settings
+    from specinv_cli.cli.progress import Reporter
 
     np.save(tmp_path / "s.npy", soft)
     buf = io.StringIO()

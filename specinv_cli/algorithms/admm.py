@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, MagnitudeProjection
+from ..dsp.stft import STFT, MagnitudeProjection
 from .agla import _lerp_into, _r, _sub_into
 from .base import Monitor, prepare
 
@@ -77,7 +77,7 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
 def _admm_fused(proj, p_a, z, n_iter, monitor, rho, length) -> torch.Tensor:
     """The same iteration on the CPU's numba path: ``y = x + u`` is kept in ``u``'s buffer and
     one kernel after the FFT of ``ISTFT(y)`` gives ``z``, ``u``, the next ``x`` and the next ``y``
-    (:meth:`~specinv_cli.dsp.Projector.admm_step`). The projection of the last ``y``, which the
+    (:meth:`~specinv_cli.dsp.stft.Projector.admm_step`). The projection of the last ``y``, which the
     output does not use, is skipped."""
     x = p_a(z, out=proj.new_spec())  # x_1 = P_A(z_0 - u_0), u_0 = 0
     y = proj.new_spec().copy_(x)  # y_1 = x_1 + u_0

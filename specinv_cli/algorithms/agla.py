@@ -13,12 +13,11 @@ Two inertial sequences on top of the GLA map ``P_C o P_A``::
 ``gamma = 1`` is FGLA with momentum ``alpha`` (``beta`` is then unused). Linearising around a
 fixed point, the directions where ``P_C o P_A`` acts as the identity grow like
 ``((1 - gamma) beta + gamma alpha)^n``, so that quantity must stay below 1: alpha 0.99, beta 1.1,
-gamma 0.2 gives 1.078 and stalls (about -15 dB spectral convergence on the corpus). The paper's
-sufficient conditions for its convergence proof are much stricter (e.g. ``alpha < 0.1`` for
-``beta = 1.1, gamma = 0.2``) and converge slowly (about -25 dB after 100 iterations). With
-over-relaxation ``gamma > 1`` a large ``alpha`` is stable: the default ``alpha=0.99, beta=1.1,
-gamma=1.25`` (factor 0.9625) reached a median of about -31.3 dB on the 12 corpus clips after 100
-iterations from random phase, against -30.4 dB for FGLA (-36.0 vs -34.9 dB from PGHI).
+gamma 0.2 gives 1.078 and stalls. The paper's sufficient conditions for its convergence proof
+are much stricter (e.g. ``alpha < 0.1`` for ``beta = 1.1, gamma = 0.2``) and converge slowly.
+With over-relaxation ``gamma > 1`` a large ``alpha`` is stable: the default ``alpha=0.99,
+beta=1.1, gamma=1.25`` (factor 0.9625) beats FGLA at equal iterations on the corpus (figures:
+``benchmarks/results/methods_100.md``, from ``benchmarks/methods.py``).
 
 One ISTFT+STFT per iteration. The output is ``ISTFT(P_A(c_n))``.
 
@@ -28,7 +27,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, MagnitudeProjection, magnitude_projection
+from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
 from .base import Monitor, prepare
 
 __all__ = ["agla"]
@@ -89,7 +88,7 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
 def _agla_fused(proj, p_a, init, n_iter, monitor, alpha, beta, gamma) -> torch.Tensor:
     """The same iteration on the CPU's numba path: per iteration, ``s = ISTFT(a)``, then one
     kernel after the FFT of ``s`` forms ``g``, ``t``, ``c``, ``d`` and ``a = P_A(c)``
-    (:meth:`~specinv_cli.dsp.Projector.agla_step`)."""
+    (:meth:`~specinv_cli.dsp.stft.Projector.agla_step`)."""
     t = proj.new_spec().copy_(init)  # t_0 = d_0 = init (copies: the caller's is never written)
     d = proj.new_spec().copy_(t)
     s = proj.new_signal()

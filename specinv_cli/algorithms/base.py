@@ -5,7 +5,7 @@ An algorithm is a function::
     fn(mag, stft, *, n_iter, init, length, monitor, **options) -> waveform [..., length]
 
 - ``mag``: target magnitudes ``[..., F, T]`` (real, on the compute device, float32/float64);
-- ``stft``: a :class:`specinv_cli.dsp.STFT` for the same settings, device and dtype;
+- ``stft``: a :class:`specinv_cli.dsp.stft.STFT` for the same settings, device and dtype;
 - ``n_iter``: iterations (ignored by non-iterative methods);
 - ``init``: complex starting estimate ``[..., F, T]`` (``mag`` times a unit phase) or ``None``
   (zero phase);
@@ -24,7 +24,7 @@ from typing import Callable
 
 import torch
 
-from .. import metrics as _metrics
+from ..dsp import metrics as _metrics
 
 __all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit"]
 
@@ -53,7 +53,7 @@ class Monitor:
     tol : stop when the relative change of the loss (``||est - target|| / ||target||``) between
         two evaluations is below ``tol`` for every item; ``0`` runs all iterations.
     callback : called with a :class:`Progress` at each evaluation.
-    metrics : names from :data:`specinv_cli.metrics.METRICS` to compute.
+    metrics : names from :data:`specinv_cli.dsp.metrics.METRICS` to compute.
     record : evaluate (and keep :attr:`history`) even without a callback or ``tol``.
     """
 

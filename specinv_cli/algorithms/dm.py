@@ -21,9 +21,9 @@ and ``c <- g`` (DM at ``beta = 1`` is RAAR at ``beta = 1``, i.e. Douglas–Rachf
 the spectral distance).
 
 DM alone wanders (it searches rather than descends), so ``dm`` by default runs half of the
-iterations as DM (``dm_iters``) and then hands ``g`` to a descent method (``finisher``) for the rest: on the
-12-clip corpus, 50 DM + 50 AGLA iterations reach a median spectral convergence of -33.5 to -34.4 dB
-from random phase (three seeds; 100 FGLA iterations: about -30 dB) and -36.5 dB from PGHI.
+iterations as DM (``dm_iters``) and then hands ``g`` to a descent method (``finisher``) for the rest, which
+beats FGLA at equal iterations from random and from PGHI phase (figures:
+``benchmarks/results/methods_100.md``).
 
 Shapes: ``mag [..., F, T]`` -> waveform ``[..., length]``; any leading batch dimensions.
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, MagnitudeProjection, magnitude_projection
+from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
 from .agla import _r
 from .base import Monitor, prepare
 
@@ -77,7 +77,7 @@ def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
 
 def _raar_fused(proj, p_a, init, n_iter, monitor, beta):
     """RAAR (DM at ``beta = 1``) on the CPU's numba path, on one state buffer
-    ``h = beta (x - c) + (1 - 2 beta) a`` (see :func:`specinv_cli.jit.raar_update`): per iteration
+    ``h = beta (x - c) + (1 - 2 beta) a`` (see :func:`specinv_cli.dsp.kernels.raar_update`): per iteration
     ``s = ISTFT(a)``, then one kernel after the FFT of ``s`` gives the next ``a`` and ``h``. The
     consistent estimate ``g = STFT(s)`` is formed only for the monitor and at the end. Returns
     the last ``g`` and whether the monitor stopped the run."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, MagnitudeProjection, magnitude_projection
+from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
 from .base import Monitor, prepare
 
 __all__ = ["gla", "fgla"]

@@ -26,15 +26,15 @@ from typing import Callable
 
 import torch
 
-from ..dsp import STFT, fit_frames
+from ..dsp.stft import STFT, fit_frames
 from .base import Monitor
 
 __all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint"]
 
 
 class _STFTFunction(torch.autograd.Function):
-    """``stft.forward`` with a hand-written adjoint: about 3x faster than autograd through
-    unfold, reflect padding and the real FFT (whose backward runs a full complex FFT)."""
+    """``stft.forward`` with a hand-written adjoint: faster than autograd through unfold, reflect
+    padding and the real FFT (whose backward runs a full complex FFT)."""
 
     @staticmethod
     def forward(ctx, x, stft):
@@ -158,7 +158,7 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
     history_size : L-BFGS memory.
     power : exponent ``p`` of the magnitude compared (``2``: the paper's power spectrogram).
     domain, domain_target : optional differentiable map of ``|STFT(x)|^power`` (e.g. a mel
-        filterbank, :class:`specinv_cli.mel.MelTransform`) and the target in that domain; the
+        filterbank, :class:`specinv_cli.dsp.mel.MelTransform`) and the target in that domain; the
         monitor then receives ``domain(|STFT(x)|)``. ``mag`` only supplies the start.
 
     Example

@@ -26,8 +26,8 @@ they get random phase. One refinement of the paper's rule (``average=True``, the
 coefficient's phase is not the prediction of the first neighbour that reached it but the
 ``s^2``-weighted circular mean of the predictions of all its neighbours integrated before it
 (they are all larger than it: the heap pops in decreasing order), which spreads the
-inconsistency of the estimated gradient field instead of leaving it on one path (about 1 dB
-lower spectral convergence on the test corpus; ``average=False`` is the paper's rule).
+inconsistency of the estimated gradient field instead of leaving it on one path (lower spectral
+convergence on the corpus: ``benchmarks/noniterative.py``; ``average=False`` is the paper's rule).
 
 ``torch.stft`` references the phase to the start of the ``n_fft``-long frame, i.e. ``n_fft / 2``
 samples before the window's centre, which multiplies bin ``m`` by ``exp(-i pi m) = (-1)^m``; the
@@ -41,7 +41,7 @@ the time axis of an item of ``2 SPLIT_FRAMES`` frames or more is cut in two halv
 concurrently (always, whatever the thread count, so the result does not depend on it); the
 second half is rotated by the ``s^2``-weighted mean phase offset across the boundary, and a band
 of ``BAND`` frames on each side of it is integrated again from the frames beside it, so that
-the halves join without a seam (the corpus' SC is unchanged to 0.05 dB). Coefficients not
+the halves join without a seam (the corpus' SC does not change measurably; ``tests/test_pghi.py``). Coefficients not
 integrated get a uniform random phase from a counter-based hash of their position and a
 per-item seed.
 
@@ -56,8 +56,8 @@ import threading
 import numpy as np
 import torch
 
-from ..dsp import STFT, window_gamma
-from ..limits import numba_failed, numba_room
+from ..dsp.stft import STFT, window_gamma
+from ..util.limits import numba_failed, numba_room
 from .base import Monitor
 
 __all__ = ["pghi", "pghi_phase", "phase_derivatives"]
@@ -456,8 +456,8 @@ def pghi_phase(mag: torch.Tensor, stft: STFT, *, rel_tol: float = 1e-5,
         seed 0 for every item, so the result is reproducible and a batch gives what each item
         gives alone).
     average : give each coefficient the ``s^2``-weighted circular mean of the phases predicted
-        by all its neighbours integrated before it (about 0.5-1 dB lower spectral convergence
-        on the corpus); ``False`` is the paper's rule (the first neighbour's prediction).
+        by all its neighbours integrated before it (lower spectral convergence on the corpus);
+        ``False`` is the paper's rule (the first neighbour's prediction).
 
     Example
     -------

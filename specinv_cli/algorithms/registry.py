@@ -20,15 +20,13 @@ __all__ = ["Option", "Method", "REGISTRY", "get_method", "method_names", "INITS"
 INITS = ("random", "zero", "spsi", "pghi")
 
 #: The defaults, chosen by measurement: the best median spectral convergence at 100 iterations
-#: on ../shared/corpus with the reference STFT (benchmarks/methods.py, table in
-#: benchmarks/results/methods_100.md: dm from PGHI -38.8 dB, AGLA from PGHI -37.6, FGLA from
-#: PGHI -37.1, torchaudio's GriffinLim -30.1, librosa's griffinlim -29.1).
+#: on ../shared/corpus with the reference STFT (benchmarks/methods.py; the table, with date and
+#: machine, is benchmarks/results/methods_100.md).
 DEFAULT_METHOD = "dm"
 DEFAULT_INIT = "pghi"
 #: For mel input: L-BFGS on the waveform against the mel, from the PGHI phase of the NNLS
-#: magnitude (benchmarks/mel.py, tacotron2 settings, 12 clips: -39.1 dB median mel SC, against
-#: -32.6 for NNLS + 50 DM + 50 L-BFGS and -21.6 for librosa's mel_to_audio; tables in
-#: benchmarks/results/mel_*.md).
+#: magnitude: the best median mel SC of the cascades tried and of librosa's mel_to_audio
+#: (benchmarks/mel.py; tables in benchmarks/results/mel_*.md).
 DEFAULT_MEL_METHOD = "lbfgs"
 
 
@@ -93,7 +91,7 @@ class Method:
     #: complex input) rather than random or zero.
     informed_init_options: dict = field(default_factory=dict)
     #: Written only with ``stft.forward``/``inverse``/``project`` and elementwise steps, so it
-    #: runs unchanged on a :class:`~specinv_cli.ragged.RaggedSTFT` (cross-file batches of
+    #: runs unchanged on a :class:`~specinv_cli.dsp.ragged.RaggedSTFT` (cross-file batches of
     #: different lengths give each item its one-by-one result).
     ragged: bool = False
     #: ``check(options) -> message | None``: constraints across options (e.g. stability).

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import torch
 
-from ..dsp import STFT, fit_frames
+from ..dsp.stft import STFT, fit_frames
 from .base import Monitor
 
 __all__ = ["rtisi_la", "asymmetric_windows"]

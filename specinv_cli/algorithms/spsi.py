@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from ..dsp import STFT
+from ..dsp.stft import STFT
 from .base import Monitor
 
 __all__ = ["spsi", "spsi_phase"]

@@ -10,7 +10,7 @@ zero-padded to ``n_fft`` in the middle). The inverse is the least-squares ISTFT
 What is precomputed once per (frame count, device, dtype) and reused on every call is what
 makes an iteration cost about two real FFTs: the window, the inverse envelope and the
 overlap-add layout. On the CPU, :class:`Projector` hands the elementwise passes to the fused
-numba kernels of :mod:`specinv_cli.jit` (see :func:`set_jit` and :func:`jit_scope` for when).
+numba kernels of :mod:`specinv_cli.dsp.kernels` (see :func:`set_jit` and :func:`jit_scope` for when).
 
 Example
 -------
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
+from ..config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import STFTConfig
+    from ..config import STFTConfig
 
 __all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection",
            "fit_frames", "set_jit", "jit_enabled", "jit_scope", "JIT_MIN_WORK", "cosine_taps"]
@@ -49,7 +49,7 @@ _JIT: list = []  # [module or None] once resolved
 
 
 def set_jit(enabled: bool | None) -> None:
-    """Turn the numba kernels of :mod:`specinv_cli.jit` on (``True``: when numba imports), off
+    """Turn the numba kernels of :mod:`specinv_cli.dsp.kernels` on (``True``: when numba imports), off
     (``False``), or back to the default (``None``: on unless ``SPECINV_JIT=0``)."""
     _JIT.clear()
     _READY.clear()
@@ -59,7 +59,7 @@ def set_jit(enabled: bool | None) -> None:
 
 def _load_jit():
     try:
-        from . import jit
+        from ..dsp import kernels as jit
     except Exception:  # numba missing or broken: the torch path does everything
         return None
     return jit
@@ -83,12 +83,12 @@ _SKIP: list = []
 _WORK = [0.0]
 
 #: Work (``iterations x items x frames x n_fft``, summed over the calls in a process) before the
-#: kernels are first loaded. Loading numba's runtime the first time costs 0.1-0.4 s (its target
-#: context imports scipy.linalg among others), which short jobs never win back: at about 1 ns
-#: saved per unit of work, the break-even is a few times 1e8 (measured: a 1.4 s clip at 100
-#: iterations, 1.3e7, is 0.03-0.14 s slower with them; a 10 s clip, 8.8e7, 0.1 s faster). When
-#: PGHI's numba code has already brought the runtime up, the kernels load in about 20 ms and a
-#: short job roughly breaks even, so one threshold serves both.
+#: kernels are first loaded. Loading numba's runtime the first time (its target context imports
+#: scipy.linalg among others) is a fixed cost that short jobs never win back, while the kernels
+#: save a roughly constant time per unit of work; the threshold is that break-even, measured by
+#: ``benchmarks/speed.py`` (``benchmarks/results/speed.md``). When PGHI's numba code has already
+#: brought the runtime up, the kernels load much faster and a short job roughly breaks even, so
+#: one threshold serves both.
 JIT_MIN_WORK = 4e7
 
 
@@ -506,7 +506,7 @@ class Projector:
     :meth:`gla_step`, :meth:`agla_step`, :meth:`raar_step` and :meth:`admm_step` fuse a method's
     whole elementwise update with the window and the magnitude projection.
 
-    Elsewhere (other framings, subclasses such as :class:`~specinv_cli.ragged.RaggedSTFT`,
+    Elsewhere (other framings, subclasses such as :class:`~specinv_cli.dsp.ragged.RaggedSTFT`,
     autograd) it falls back to ``stft.inverse`` / ``fit_frames(stft.forward(.))``.
 
     Buffer ownership: the frame buffer is private scratch; signals and spectrograms returned are
@@ -700,7 +700,7 @@ class Projector:
         """RAAR's update after ``g = analyze(sig)`` (numba path only) on its one state
         ``h = beta (x - c) + (1 - 2 beta) a`` (a spectrogram from :meth:`new_spec`, updated in
         place): returns the next ``a = P_A(x)`` (a new spectrogram); see
-        :func:`specinv_cli.jit.raar_update`."""
+        :func:`specinv_cli.dsp.kernels.raar_update`."""
         return self._fused_update("raar_update", sig, p_a, (h,), (beta,))
 
     def admm_step(self, sig: torch.Tensor, p_a: "MagnitudeProjection", u: torch.Tensor, x: torch.Tensor,

@@ -10,8 +10,8 @@
   caller asks deliberately (:class:`CompareOptions`: ``truncate``, ``resample``, ``channel``,
   ``mixdown``), which is then noted.
 - :func:`analyze` computes the spectrogram ``invert`` decodes with the same settings: the
-  :class:`~specinv_cli.dsp.STFT` magnitude as ``kind`` (magnitude/power/db/log), or the mel
-  features :func:`specinv_cli.mel.encode` gives (compression, normalisation), in the preset's layout.
+  :class:`~specinv_cli.dsp.stft.STFT` magnitude as ``kind`` (magnitude/power/db/log), or the mel
+  features :func:`specinv_cli.dsp.mel.encode` gives (compression, normalisation), in the preset's layout.
 - :func:`evaluate` scores a waveform against a target spectrogram (SC/SNR/SER in the target's
   domain: mel SC for mel features) and, given the original waveform, the log-spectral distance
   and, when ``pesq``/``pystoi`` import, PESQ and STOI.
@@ -20,7 +20,7 @@ Example
 -------
 >>> import numpy as np
 >>> from specinv_cli.config import STFTConfig
->>> from specinv_cli.spectrogram import interpret
+>>> from specinv_cli.io.spectrogram import interpret
 >>> cfg = STFTConfig()
 >>> x = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1
 >>> spec = analyze(x, cfg)                        # [513, 87], what `specinv invert` reads
@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spectrogram import InputError
+from ..io.spectrogram import InputError
 
 __all__ = ["SPEC_KINDS", "audio_suffixes", "is_audio_file", "read_audio", "load_audio", "resample", "analyze",
            "stft_bytes", "save_array", "atomic_write", "CompareOptions", "ComparisonError", "Checked", "check_comparison",
@@ -87,9 +87,9 @@ def is_audio_file(path) -> bool:
 def atomic_write(path):
     """Yield a temporary path beside ``path``, renamed over it on success and deleted on error
     (so a failed or interrupted write never leaves a partial file). Uses
-    :func:`specinv_cli.io.atomic_output`: same checks (folder exists, writable) and clean-up on
+    :func:`specinv_cli.io.write.atomic_output`: same checks (folder exists, writable) and clean-up on
     SIGINT."""
-    from .io import atomic_output
+    from ..io.write import atomic_output
 
     with atomic_output(path) as tmp:
         yield tmp
@@ -98,8 +98,8 @@ def atomic_write(path):
 def save_array(path, array: np.ndarray) -> None:
     """Write ``array`` as ``.npy`` (numpy, no pickle) or ``.pt`` (a plain tensor), atomically.
 
-    Raises :class:`~specinv_cli.io.OutputError` naming ``path``."""
-    from .io import OutputError
+    Raises :class:`~specinv_cli.errors.OutputError` naming ``path``."""
+    from ..errors import OutputError
 
     path = Path(path)
     arr = np.ascontiguousarray(array)
@@ -129,13 +129,13 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int, *, max_bytes: float | N
     ``resample(res_type="soxr_hq")`` gives, without importing librosa and numba).
 
     The result's size follows from the ratio, not from the input's: it is checked against
-    ``max_bytes`` (``None``: the available memory, :func:`specinv_cli.limits.host_memory`;
+    ``max_bytes`` (``None``: the available memory, :func:`specinv_cli.util.limits.host_memory`;
     ``inf``: no limit) before anything is allocated, an :class:`InputError` naming ``source``."""
     if int(sr_in) == int(sr_out):
         return audio
     import soxr
 
-    from .limits import check_bytes
+    from ..util.limits import check_bytes
 
     x = np.asarray(audio, dtype=np.float32)
     n_out = _resampled_length(x.shape[-1], sr_in, sr_out)
@@ -152,7 +152,7 @@ def resample(audio: np.ndarray, sr_in: int, sr_out: int, *, max_bytes: float | N
 
 
 def _sniffed(path) -> str:
-    from .io import looks_like
+    from ..util.sniff import looks_like
 
     try:
         with open(path, "rb") as f:
@@ -172,14 +172,14 @@ def read_audio(path, *, max_bytes: float | None = None):
 
     import soundfile as sf
 
-    from .io import _check_readable, _load_stream_bytes
-    from .limits import check_bytes
+    from ..io.read import check_readable, read_stream_bytes
+    from ..util.limits import check_bytes
 
     name = str(path)
-    kind = _check_readable(Path(path), name, "an audio file")
+    kind = check_readable(Path(path), name, "an audio file")
     src = name
     if kind == "stream":
-        src = _io.BytesIO(_load_stream_bytes(path, name, max_bytes))
+        src = _io.BytesIO(read_stream_bytes(path, name, max_bytes))
     try:
         info = sf.info(src)
         if kind == "stream":
@@ -194,7 +194,7 @@ def read_audio(path, *, max_bytes: float | None = None):
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         msg = re.sub(r"<[^<>]* object at 0x[0-9a-fA-F]+>", "the stream", msg)  # libsndfile names the buffer
         if kind == "stream":
-            from .io import looks_like
+            from ..util.sniff import looks_like
 
             src.seek(0)
             looks = f" (it looks like {looks_like(src.read(64))})"
@@ -255,8 +255,8 @@ def _mag(audio, cfg, source=None, max_bytes=None):
     memory)."""
     import torch
 
-    from .dsp import STFT
-    from .limits import check_bytes
+    from ..dsp.stft import STFT
+    from ..util.limits import check_bytes
 
     a = np.asarray(audio)
     rows = int(np.prod(a.shape[:-1])) if a.ndim > 1 else 1
@@ -301,7 +301,7 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
                          f"say (compression {cfg.compression}, normalization {cfg.normalization})")
     mag = _mag(audio, cfg, source, max_bytes)
     if mel:
-        from .mel import MelTransform, encode
+        from ..dsp.mel import MelTransform, encode
 
         if cfg.normalization == "meanvar" and cfg.stats is None:
             raise ValueError("these settings use mean/variance normalisation: give the stats file with --stats")
@@ -376,9 +376,9 @@ def _samples(n: int, sr: int, inner: bool = False) -> str:
 
 def implied_length(cfg, n_frames: int) -> int:
     """Samples a signal of ``n_frames`` frames with ``cfg``'s framing has:
-    :meth:`specinv_cli.dsp.STFT.default_length` (``(T - 1) * hop`` for centred frames,
+    :meth:`specinv_cli.dsp.stft.STFT.default_length` (``(T - 1) * hop`` for centred frames,
     ``n_fft + (T - 1) * hop - 2 * pad`` otherwise), what ``invert`` writes without ``length``."""
-    from .dsp import STFT
+    from ..dsp.stft import STFT
 
     return int(STFT(cfg).default_length(int(n_frames)))
 
@@ -578,7 +578,7 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
     Parameters
     ----------
     audio : ``[L]`` (or ``[C, L]``) waveform, e.g. ``specinv invert``'s output, at ``sample_rate``.
-    target : a :class:`~specinv_cli.spectrogram.Target` of one item ``[F, T]`` (``load_spectrogram``):
+    target : a :class:`~specinv_cli.io.spectrogram.Target` of one item ``[F, T]`` (``load_spectrogram``):
         a linear magnitude, or mel features (``mel_features``), decoded with ``cfg``.
     cfg : the settings the target was made with (those given to ``invert``).
     reference : the original waveform ``[L']`` (at ``reference_rate``, default ``sample_rate``):
@@ -594,15 +594,15 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
         ``channel`` or ``mixdown``.
     source, target_source, reference_source : file names for the messages.
 
-    SC/SNR/SER are those of :mod:`specinv_cli.metrics` between ``|STFT(audio)|`` cut or padded to
+    SC/SNR/SER are those of :mod:`specinv_cli.dsp.metrics` between ``|STFT(audio)|`` cut or padded to
     the target's ``T`` frames and the target magnitude, or, for mel features, between
     ``fb @ |STFT(audio)| ** p`` and the decoded mel (the domain ``invert`` reports for mel input).
     """
     import torch
 
-    from .api import spectrogram_of
-    from .dsp import STFT
-    from .metrics import compute
+    from ..api import spectrogram_of
+    from ..dsp.stft import STFT
+    from ..dsp.metrics import compute
 
     if target.mag.dim() != 2:
         raise ValueError(f"evaluate takes one item [F, T], got shape {tuple(target.mag.shape)}")
@@ -619,7 +619,7 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
     except ValueError as e:
         raise InputError(source, f"too short for these settings ({e})") from None
     if target.mel_features:
-        from .mel import MelTransform, decode
+        from ..dsp.mel import MelTransform, decode
 
         ref = decode(target.mag.to(torch.float64), cfg)
         est = MelTransform(cfg, dtype=torch.float64)(est)
@@ -664,7 +664,7 @@ def summarize(rows: list[dict], names=None) -> dict:
 
 # --- matching outputs to targets and references ---------------------------------------------
 def spectrogram_suffixes() -> tuple:
-    from .io import SUFFIXES
+    from ..io.read import SUFFIXES
 
     return SUFFIXES
 
@@ -695,10 +695,10 @@ def load_target(path, cfg, *, item: int | None = None, key: str | None = None, i
                 max_bytes: float | None = None):
     """One item ``[F, T]`` of a spectrogram file, read as ``invert`` reads it: ``(Target, cfg)``
     with ``cfg.with_bins`` applied. A batched file needs ``item`` (its flat index);
-    ``max_bytes`` bounds the stored array (:func:`specinv_cli.io.load_array`)."""
-    from .config import ConfigError
-    from .io import load_spectrogram
-    from .spectrogram import Target
+    ``max_bytes`` bounds the stored array (:func:`specinv_cli.io.read.load_array`)."""
+    from ..config import ConfigError
+    from ..io.read import load_spectrogram
+    from ..io.spectrogram import Target
 
     name = str(path)
     try:

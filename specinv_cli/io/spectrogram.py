@@ -17,7 +17,7 @@ INPUT_KINDS = ("magnitude", "power", "db", "log", "complex")
 LAYOUTS = ("ft", "tf")
 
 
-from .errors import InputError  # noqa: E402  (re-exported: where callers have always found it)
+from ..errors import InputError  # noqa: E402  (re-exported: where callers have always found it)
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Target:
     mag: torch.Tensor
     phase: torch.Tensor | None = None
     #: ``mag`` holds a model's (possibly log-compressed, normalised) mel features, to be decoded
-    #: with the settings' compression (see :func:`specinv_cli.mel.decode`).
+    #: with the settings' compression (see :func:`specinv_cli.dsp.mel.decode`).
     mel_features: bool = False
     #: What was inferred about the data rather than given (``{"input_kind": "complex (...)"}``).
     inferred: dict = field(default_factory=dict)
@@ -133,7 +133,7 @@ def interpret(x, kind: str = "magnitude", layout: str = "ft", source: str | None
         phase = torch.where(mag > 0, x / mag.clamp_min(torch.finfo(mag.dtype).tiny), torch.ones_like(x))
     elif kind in ("magnitude", "power"):
         if bool((x < 0).any()):
-            from .config import MEL_SIZES
+            from ..config import MEL_SIZES
 
             hint = (f"{n_f} bins is a common mel size: a model's (log-)mel features need mel settings "
                     f"(a preset in `config`, see 'specinv configs', or `n_mels` {n_f})"

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .algorithms.base import Progress
+from ..algorithms.base import Progress
 
 __all__ = ["DEFAULT_BLOCK", "DEFAULT_OVERLAP", "LongResult", "invert_blocks", "check_blocks", "block_starts", "streaming_metrics"]
 
@@ -102,9 +102,9 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
     options, ...). ``phase`` (unit complex ``[F, T]``) is a complex input's phase. ``callback``
     gets one :class:`Progress` per finished block (iteration = blocks done).
     """
-    from .algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
-    from .api import default_refine, invert
-    from .dsp import STFT
+    from ..algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
+    from ..api import default_refine, invert
+    from ..dsp.stft import STFT
 
     import time
 
@@ -197,7 +197,7 @@ def _unit(spec: torch.Tensor) -> torch.Tensor:
 def _framer(stft):
     """``f(x, a, b)``: frames ``a..b-1`` of ``stft.forward(x)`` for a long ``x [L]`` (numpy),
     computed from the samples those frames cover only."""
-    from .dsp import STFT, fit_frames
+    from ..dsp.stft import STFT, fit_frames
 
     raw = STFT(stft.config.replace(center=False, pad=0))
     p, hop, n = stft.pad, stft.hop, stft.n_fft
@@ -238,23 +238,23 @@ def _stitch(out: np.ndarray, piece: np.ndarray, start: int, done_to: int) -> int
 
 
 def _as_target(mag: torch.Tensor, phase: torch.Tensor | None, mel_features: bool):
-    from .spectrogram import Target
+    from ..io.spectrogram import Target
 
     return Target(mag=mag, phase=phase, mel_features=mel_features)
 
 
 def streaming_metrics(audio: np.ndarray, mag: torch.Tensor, config, *, domain: str = "linear",
                       chunk: int = 4096) -> dict[str, float]:
-    """SC / SNR / SER (as :mod:`specinv_cli.metrics`) of ``audio [L]``'s STFT against ``mag [F, T]``
+    """SC / SNR / SER (as :mod:`specinv_cli.dsp.metrics`) of ``audio [L]``'s STFT against ``mag [F, T]``
     (for mel settings: ``mag`` holds the input's mel features, compared after decoding), computed
     ``chunk`` frames at a time so the whole STFT never exists in memory."""
-    from .dsp import STFT
+    from ..dsp.stft import STFT
 
     stft = STFT(config)
     frames_of = _framer(stft)
     mel_op = None
     if domain == "mel":
-        from .mel import MelTransform, decode
+        from ..dsp.mel import MelTransform, decode
 
         mel_op = MelTransform(config)
     if mel_op is None and not config.onesided:  # real signals: the upper half is redundant

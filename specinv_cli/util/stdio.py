@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from .errors import StdoutClosed
+from ..errors import StdoutClosed
 
 __all__ = ["mark_stdout_closed", "stdout_was_closed", "stdout_binary", "write_stdout", "emit_json"]
 
@@ -48,7 +48,7 @@ def write_stdout(data: bytes) -> None:
 
 
 def emit_json(rec: dict) -> None:
-    """One JSON line (:func:`~specinv_cli.text.json_line`) on standard output."""
+    """One JSON line (:func:`~specinv_cli.util.text.json_line`) on standard output."""
     from .text import json_line
 
     write_stdout((json_line(rec) + "\n").encode("utf-8"))

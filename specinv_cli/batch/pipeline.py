@@ -5,9 +5,9 @@
 
 - inputs whose items can share a batch (same settings, a method with ``Method.ragged``, no
   ``--length``/``--refine``/``--tol``) are queued per settings and inverted ``batch_size`` items at
-  a time, zero-padded to the longest item and trimmed after (:mod:`specinv_cli.ragged`: each
+  a time, zero-padded to the longest item and trimmed after (:mod:`specinv_cli.dsp.ragged`: each
   item gets its one-by-one result up to float rounding); peak memory is that of one batch;
-- longer inputs than ``block`` frames go block by block (:mod:`specinv_cli.blocks`);
+- longer inputs than ``block`` frames go block by block (:mod:`specinv_cli.batch.blocks`);
 - everything else is inverted as it comes.
 
 A bad input raises nothing: it gives an ``error`` record (its message names the file) and the
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
+from ..algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
 
 __all__ = ["Failure", "Settings", "Pipeline"]
 
@@ -115,7 +115,7 @@ def _label(name: str, n_items: int, i: int) -> str:
 class Pipeline:
     """Runs inputs through :func:`specinv_cli.api.invert` (see the module docstring).
 
-    ``rep`` is a :class:`~specinv_cli.progress.Reporter` (progress, warnings). ``histories``
+    ``rep`` is a :class:`~specinv_cli.cli.progress.Reporter` (progress, warnings). ``histories``
     collects each output's metric history when ``settings.history`` is set.
     """
 
@@ -177,9 +177,9 @@ class Pipeline:
 
     # --- loading ---------------------------------------------------------------------------
     def _load(self, path: str, name: str | None):
-        from .config import ConfigError
-        from .io import load_spectrogram, peek_array
-        from .spectrogram import InputError
+        from ..config import ConfigError
+        from ..io.read import load_spectrogram, peek_array
+        from ..io.spectrogram import InputError
 
         s = self.s
         shown = "<stdin>" if path == "-" else str(path)
@@ -222,7 +222,9 @@ class Pipeline:
                                input_bytes=in_bytes + _out_bytes(n_items, n_t, item_cfg))
         except Failure as e:
             raise Failure(str(e), dests) from None
-        from .io import OutputError, audio_format, check_destination
+        from ..errors import OutputError
+        from ..io.write import audio_format
+        from ..io.write import check_destination
 
         bad = {}
         for i, d in enumerate(dests):  # each item's output on its own: one bad path fails one item
@@ -283,8 +285,8 @@ class Pipeline:
                 for i, d in enumerate(dests)]
 
     def _check_memory(self, name, n_items, n_frames, cfg, *, input_bytes):
-        from .api import estimate_memory
-        from .limits import fmt_bytes
+        from ..api import estimate_memory
+        from ..util.limits import fmt_bytes
 
         cap, origin = self.s.limit
         if cap is None or cap == float("inf"):
@@ -303,7 +305,7 @@ class Pipeline:
     def _batchable(self, job: _Job) -> bool:
         s = self.s
         m = get_method(job.method)
-        from .api import default_refine
+        from ..api import default_refine
 
         refine = default_refine(job.cfg, m.name, s.n_iter) if s.refine is None else s.refine
         return (s.batch_size > 1 and m.ragged and not refine and s.length is None and s.tol == 0
@@ -316,7 +318,7 @@ class Pipeline:
         return bool(self.s.block) and job.target.mag.shape[-1] > self.s.block
 
     def _fits(self, items) -> bool:
-        from .api import estimate_memory
+        from ..api import estimate_memory
 
         cap = self.s.limit[0]
         if cap is None or cap == float("inf"):
@@ -335,7 +337,7 @@ class Pipeline:
     def _run_batch(self, items) -> Iterator[dict]:
         import torch
 
-        from .spectrogram import Target
+        from ..io.spectrogram import Target
 
         if len(items) == 1:
             job, i = items[0]
@@ -449,8 +451,8 @@ class Pipeline:
         of what was written (a record per item, ``None`` for an item that was not)."""
         import torch
 
-        from .algorithms.base import Progress
-        from .api import invert
+        from ..algorithms.base import Progress
+        from ..api import invert
 
         s = self.s
         m = get_method(job.method)
@@ -470,8 +472,8 @@ class Pipeline:
         return res, done
 
     def _call(self, fn, name):
-        from .config import ConfigError
-        from .spectrogram import InputError
+        from ..config import ConfigError
+        from ..io.spectrogram import InputError
 
         try:
             return fn()
@@ -492,7 +494,9 @@ class Pipeline:
         import numpy as np
 
         from .blocks import streaming_metrics
-        from .io import OutputError, audio_format, encode_audio
+        from ..errors import OutputError
+        from ..io.encode import encode_audio
+        from ..io.write import audio_format
 
         s = self.s
         dest = job.dests[i]
@@ -556,8 +560,9 @@ class Pipeline:
     def _save(self, dest, enc, job: _Job):
         """Write one output; ``StdoutClosed`` (the reader went away) is not an item's failure:
         it ends the run."""
-        from .io import OutputError, save_audio, wav_bytes
-        from .stdio import write_stdout
+        from ..errors import OutputError
+        from ..io.write import save_audio, wav_bytes
+        from ..util.stdio import write_stdout
 
         try:
             if dest == "-":

@@ -8,8 +8,8 @@ Example
 -------
 >>> import numpy as np, tempfile, os
 >>> from specinv_cli.config import STFTConfig
->>> from specinv_cli.analysis import analyze
->>> from specinv_cli.spectrogram import interpret
+>>> from specinv_cli.companion.analysis import analyze
+>>> from specinv_cli.io.spectrogram import interpret
 >>> cfg = STFTConfig()
 >>> x = np.random.default_rng(0).standard_normal(22050).astype(np.float32) * 0.1
 >>> path = os.path.join(tempfile.mkdtemp(), "spec.png")
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .spectrogram import InputError
+from ..io.spectrogram import InputError
 
 __all__ = ["MissingMatplotlib", "require_matplotlib", "Curve", "to_db", "display_spectrogram",
            "spectrogram_png", "spectrogram_thumbnail", "convergence_png", "load_history", "run_convergence"]
@@ -91,7 +91,7 @@ def display_spectrogram(target, cfg):
     import torch
 
     if target.mel_features:
-        from .mel import decode
+        from ..dsp.mel import decode
 
         return decode(target.mag.to(torch.float64), cfg).numpy(), float(cfg.mel_power), "mel"
     return target.mag.to(torch.float64)[: cfg.n_fft // 2 + 1].numpy(), 1.0, "linear"
@@ -99,16 +99,16 @@ def display_spectrogram(target, cfg):
 
 def _estimate(audio, cfg, n_frames, domain):
     """The output's spectrogram in the target's domain, ``n_frames`` frames. ``audio`` is what
-    :func:`~specinv_cli.analysis.check_comparison` passed: ``[L]`` at the settings' rate."""
+    :func:`~specinv_cli.companion.analysis.check_comparison` passed: ``[L]`` at the settings' rate."""
     import torch
 
-    from .api import spectrogram_of
-    from .dsp import STFT
+    from ..api import spectrogram_of
+    from ..dsp.stft import STFT
 
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     est = spectrogram_of(torch.from_numpy(audio.astype(np.float64)), STFT(cfg, dtype=torch.float64), n_frames)
     if domain == "mel":
-        from .mel import MelTransform
+        from ..dsp.mel import MelTransform
 
         est = MelTransform(cfg, dtype=torch.float64)(est)
     return est.numpy()
@@ -117,7 +117,7 @@ def _estimate(audio, cfg, n_frames, domain):
 def _freq_axis(cfg, domain, n_rows):
     """Centre frequency in Hz of each row."""
     if domain == "mel":
-        from .mel import mel_frequencies
+        from ..dsp.mel import mel_frequencies
 
         return mel_frequencies(cfg.n_mels + 2, cfg.fmin, cfg.effective_fmax, cfg.mel_scale).numpy()[1:-1]
     return np.arange(n_rows) * cfg.sample_rate / cfg.n_fft
@@ -178,15 +178,15 @@ def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, 
 
     Parameters
     ----------
-    target : :class:`~specinv_cli.spectrogram.Target` of one item ``[F, T]`` (linear or mel features).
+    target : :class:`~specinv_cli.io.spectrogram.Target` of one item ``[F, T]`` (linear or mel features).
     cfg : the settings the target was made with (``with_bins`` is applied here).
     outputs : ``(label, audio [L] or [C, L], sample_rate[, source])`` reconstructions; each gives
         two panels: its spectrogram in the target's domain, and ``dB(output) - dB(target)`` clipped
         to ``+-diff_range`` (both relative to the target's peak, so level errors show). Each goes
-        through :func:`~specinv_cli.analysis.check_comparison` first (``source``, default the
+        through :func:`~specinv_cli.companion.analysis.check_comparison` first (``source``, default the
         label, names it in the messages): a length the target's frames do not explain, another
         sample rate or several channels are refused unless ``options``
-        (:class:`~specinv_cli.analysis.CompareOptions`) asks for them deliberately.
+        (:class:`~specinv_cli.companion.analysis.CompareOptions`) asks for them deliberately.
     top_db : dynamic range shown.
 
     Returns ``{"panels": n, "sc": [SC of each output in dB], "notes": [what was done
@@ -194,7 +194,7 @@ def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, 
     output is refused.
     """
     from .analysis import check_comparison
-    from .metrics import sc
+    from ..dsp.metrics import sc
     import torch
 
     cfg = cfg.with_bins(target.mag.shape[-2], target_source or "target")
@@ -255,7 +255,7 @@ def load_history(path) -> list[Curve]:
     p = Path(path)
     if not os.path.isfile(p):
         raise InputError(name, "no such file" if not os.path.exists(p) else "is not a file")
-    from .limits import check_bytes
+    from ..util.limits import check_bytes
 
     # parsed JSON takes tens of times its text in Python objects
     check_bytes(name, 40 * p.stat().st_size, None, "reading this history file")
@@ -303,8 +303,8 @@ def run_convergence(target, cfg, methods, *, n_iter=100, eval_every=5, init="pgh
     ``eval_every`` iterations (:func:`specinv_cli.api.invert`'s ``history``, where each value is a
     list over the batch); the last point is the metric of the audio returned. Non-iterative
     methods give a flat curve at their final value."""
-    from .algorithms.registry import get_method
-    from .api import invert
+    from ..algorithms.registry import get_method
+    from ..api import invert
 
     curves = []
     for name in methods:

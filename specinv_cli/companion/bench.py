@@ -75,7 +75,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
 def iterative_methods() -> list[str]:
     """Registered iterative methods (RTISI-LA included: its frame recursion is its iteration)."""
-    from .algorithms.registry import REGISTRY
+    from ..algorithms.registry import REGISTRY
 
     return [name for name, m in REGISTRY.items() if m.iterative]
 
@@ -101,7 +101,7 @@ def fft_floor(n_frames: int, n_fft: int = 1024, *, batch: int = 1, dtype=None, d
 def timing_monitor(sync: Callable[[], None] = lambda: None):
     """A :class:`~specinv_cli.algorithms.base.Monitor` that only records (in ``times``) when each
     iteration ends."""
-    from .algorithms.base import Monitor
+    from ..algorithms.base import Monitor
 
     class TimingMonitor(Monitor):
         def __init__(self):
@@ -122,7 +122,7 @@ def per_iteration(method: str, mag, stft, init=None, *, n_iter: int = 30, length
     """Seconds per iteration of ``method`` (its registry defaults) on ``mag``: ``min`` and
     ``median`` of the gaps between successive iterations (the first one, with the set-up, left
     out), over ``repeat`` runs of ``n_iter`` iterations."""
-    from .algorithms.registry import REGISTRY
+    from ..algorithms.registry import REGISTRY
 
     m = REGISTRY[method]
     fn, opts = m.load(), m.defaults()
@@ -152,7 +152,7 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
     of the steps)."""
     import torch
 
-    from .dsp import MagnitudeProjection
+    from ..dsp.stft import MagnitudeProjection
 
     sync = _sync_for(stft.device)
     proj = stft.projector(mag.shape, length)
@@ -165,7 +165,7 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
     s2.copy_(s1)
     steps: dict[str, Callable[[], Any]] = {}
     if proj._use_jit():  # the fused CPU path: four calls per iteration (see Projector.gla_step)
-        from .dsp import _kernels, _rows
+        from ..dsp.stft import _kernels, _rows
 
         J, nchunk = _kernels()
         N = stft.n_fft
@@ -237,8 +237,8 @@ def sc_of_audio(audio, mag, stft) -> float:
     import numpy as np
     import torch
 
-    from .dsp import fit_frames
-    from .metrics import sc
+    from ..dsp.stft import fit_frames
+    from ..dsp.metrics import sc
 
     a = torch.as_tensor(np.asarray(audio, dtype=np.float32)).to(device=stft.device, dtype=stft.dtype)
     est = fit_frames(stft.forward(a).abs(), mag.shape[-1])
@@ -277,7 +277,7 @@ def _time_to_goal(mag, length, goal: float, *, method: str | None, init: str, n_
                   repeat: int) -> dict[str, Any] | None:
     """Iterations ``method`` from ``init`` needs for its output to reach SC ``goal`` (dB), and
     the wall time of an :func:`~specinv_cli.api.invert` call with that many (init included)."""
-    from .api import invert
+    from ..api import invert
 
     hist = invert(mag, method=method, init=init, n_iter=n_max, length=length, device=device,
                   eval_every=1, callback=lambda p: None).history
@@ -301,10 +301,10 @@ def vs_references(mag, length: int, *, n_iter: int = 100, threads: int = 2, devi
     (default: torchaudio in this interpreter when it imports, else skipped)."""
     import torch
 
-    from .algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD
-    from .api import invert
-    from .config import STFTConfig
-    from .dsp import STFT
+    from ..algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD
+    from ..api import invert
+    from ..config import STFTConfig
+    from ..dsp.stft import STFT
 
     mag = mag.to(torch.float32)
     op = STFT(STFTConfig(n_fft=n_fft, hop_length=hop))
@@ -368,14 +368,14 @@ def _run_bench(mag, *, iters, device, methods, quick, references, precision, tor
     import numpy as np
     import torch
 
-    from .api import resolve_device
-    from .config import STFTConfig
-    from .dsp import STFT
+    from ..api import resolve_device
+    from ..config import STFTConfig
+    from ..dsp.stft import STFT
 
     dev = resolve_device(device)
     dtype = torch.float64 if precision == "double" else torch.float32
     if mag is None:
-        from .io import example_path
+        from ..io.read import example_path
 
         with np.load(example_path(), allow_pickle=False) as d:
             mag = torch.from_numpy(d["magnitude"].astype(np.float32))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["printable", "json_line"]
+__all__ = ["printable", "json_line", "describe_os_error"]
 
 # C0/C1 controls, DEL, line/paragraph separators, bidirectional overrides, lone surrogates
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
@@ -51,3 +51,8 @@ def json_line(obj) -> str:
     """One line of valid JSON: control characters are JSON escapes, and an undecodable byte of
     a file name is the text ``\\xNN`` (a lone surrogate is not valid JSON)."""
     return json.dumps(_surrogates_only(obj))
+
+
+def describe_os_error(e: OSError) -> str:
+    """The system's words for a failed file operation (``No such file or directory``)."""
+    return e.strerror or str(e)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from .spectrogram import InputError
+from ..io.spectrogram import InputError
 
 __all__ = ["ReportItem", "NothingScored", "scan_run", "build_report", "render_html"]
 
@@ -47,7 +47,7 @@ class ReportItem:
     metrics: dict = field(default_factory=dict)   # method -> {name: value}
     images: dict = field(default_factory=dict)    # "reference"/"target"/method -> PNG bytes
     notes: list = field(default_factory=list)
-    #: comparisons refused (:class:`~specinv_cli.analysis.ComparisonError`): one message each
+    #: comparisons refused (:class:`~specinv_cli.companion.analysis.ComparisonError`): one message each
     errors: list = field(default_factory=list)
     domain: str = "linear"
 
@@ -111,11 +111,11 @@ def scan_run(run_dir, targets=None, references=None, methods=None):
 def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True, key=None, input_kind="magnitude",
                    scale_invariant=False, options=None):
     """Fill ``it.metrics``/``it.images``. Every comparison goes through
-    :func:`~specinv_cli.analysis.check_comparison` (in :func:`~specinv_cli.analysis.evaluate`); a
+    :func:`~specinv_cli.companion.analysis.check_comparison` (in :func:`~specinv_cli.companion.analysis.evaluate`); a
     refused one is an error (``it.errors``, and a note on the page); an unreadable output or
     target costs its metrics (a note), not the page."""
     from .analysis import ComparisonError, analyze, check_comparison, evaluate, load_target, read_audio
-    from .spectrogram import interpret
+    from ..io.spectrogram import interpret
 
     def refused(e):
         it.errors.append(str(e))
@@ -222,10 +222,10 @@ def build_report(run_dir, cfg, out_path, *, targets=None, references=None, metho
     (atomically). ``progress(i, n, stem)`` is called before each item.
 
     ``scale_invariant``: SC/SER after the least-squares gain (as ``evaluate``), said on the page;
-    ``options``: :class:`~specinv_cli.analysis.CompareOptions` for the comparisons, which
-    :func:`~specinv_cli.analysis.check_comparison` refuses otherwise (length, rate, channels);
+    ``options``: :class:`~specinv_cli.companion.analysis.CompareOptions` for the comparisons, which
+    :func:`~specinv_cli.companion.analysis.check_comparison` refuses otherwise (length, rate, channels);
     ``words``: how the page words the parameters the messages name in backticks (the CLI passes
-    :func:`~specinv_cli.options.cli_words`; default: as they are).
+    :func:`~specinv_cli.cli.flags.cli_words`; default: as they are).
 
     Returns ``{"items": n, "methods": [...], "summary": {method: summarize(...)}, "scored": n,
     "errors": [refused comparisons, one message each], "scale_invariant": bool, "bytes": n}``.
@@ -339,7 +339,7 @@ SC_MODE = {
 def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="specinv report",
                 scale_invariant=False, words=None) -> str:
     """The page as a string (see :func:`build_report`)."""
-    from ._version import __version__
+    from .._version import __version__
     from .analysis import METRIC_INFO
 
     e = html.escape

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import torch
 
-from .dsp import STFT
+from .stft import STFT
 
 __all__ = ["RaggedSTFT"]
 
 
 class RaggedSTFT(STFT):
-    """:class:`~specinv_cli.dsp.STFT` for ``B`` items of ``frames[b]`` valid frames each.
+    """:class:`~specinv_cli.dsp.stft.STFT` for ``B`` items of ``frames[b]`` valid frames each.
 
     Parameters
     ----------

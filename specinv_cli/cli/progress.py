@@ -3,7 +3,7 @@
 On a terminal each item gets a live bar with its iteration count and the chosen metric; when
 stderr is not a terminal (logs, CI) one plain line per finished item is printed instead.
 ``quiet`` silences both; ``NO_COLOR`` is honoured by rich. Every message is shown through
-:func:`~specinv_cli.text.printable` (a file name's control characters escaped) and as text, never
+:func:`~specinv_cli.util.text.printable` (a file name's control characters escaped) and as text, never
 as markup.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 
-from .text import printable
+from ..util.text import printable
 
 __all__ = ["Reporter"]
 

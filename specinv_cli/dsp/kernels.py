@@ -25,11 +25,11 @@ Compiled code is cached on disk (numba ``cache=True``), so only the first run pa
 """
 from __future__ import annotations
 
-from .limits import numba_failed, numba_room
+from ..util.limits import numba_failed, numba_room
 
 # dsp imports this module lazily and takes the torch path when the import fails
 if not numba_room():
-    raise ImportError("no room for numba here (see specinv_cli.limits)")
+    raise ImportError("no room for numba here (see specinv_cli.util.limits)")
 try:
     import numba
     from numba import prange

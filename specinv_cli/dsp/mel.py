@@ -90,7 +90,7 @@ def load_stats(path: str, n_mels: int | None = None):
     Accepts an ``.npz`` with ``mean`` and ``std`` (or ``var``), or ESPnet's ``feats_stats.npz``
     (``count``, ``sum``, ``sum_square``). Never unpickles; raises ``ConfigError`` naming the file.
     """
-    from .config import read_stats
+    from ..config import read_stats
 
     mean, std = read_stats(path, n_mels)
     return torch.from_numpy(mean), torch.from_numpy(std)
@@ -132,7 +132,7 @@ def decode(feats: torch.Tensor, cfg, stats=None) -> torch.Tensor:
     n = cfg.normalization
     if n == "meanvar":
         if stats is None and cfg.stats is None:
-            from .spectrogram import InputError
+            from ..io.spectrogram import InputError
 
             raise InputError(None, "these settings use mean/variance normalisation: give the model's "
                                    "stats file with `stats` (e.g. feats_stats.npz)")

@@ -113,7 +113,7 @@ def check_bytes(source, need: float, limit, what: str) -> None:
         origin = "the limit"
     if limit is None or limit == float("inf") or need <= limit:
         return
-    from .errors import InputError
+    from ..errors import InputError
 
     raise InputError(source, f"{what} would need about {fmt_bytes(need)}, more than {origin} "
                              f"({fmt_bytes(limit)})")

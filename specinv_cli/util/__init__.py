@@ -1,0 +1,2 @@
+"""Layer 0, standard library only: memory limits (:mod:`.limits`), text for messages and JSON
+(:mod:`.text`), standard output's state (:mod:`.stdio`), file sniffing (:mod:`.sniff`)."""
