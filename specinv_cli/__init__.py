@@ -8,13 +8,17 @@ does not pay for torch::
 """
 from ._version import __version__
 
-__all__ = ["__version__", "invert", "InversionResult", "load_spectrogram", "save_audio",
+__all__ = ["__version__", "invert", "InversionOptions", "InversionResult", "functional", "transforms",
+           "register_method", "Option", "load_spectrogram", "save_audio",
            "STFTConfig", "load_preset", "STFT", "metrics", "SpecinvError", "InputError", "ConfigError",
            "InversionError", "DeviceError", "OutputError", "StdoutClosed", "encode_audio"]
 
 _LAZY = {
     "invert": ("api", "invert"),
     "InversionResult": ("api", "InversionResult"),
+    "InversionOptions": ("options", "InversionOptions"),
+    "register_method": ("algorithms.registry", "register_method"),
+    "Option": ("algorithms.registry", "Option"),
     "load_spectrogram": ("io.read", "load_spectrogram"),
     "save_audio": ("io.write", "save_audio"),
     "STFTConfig": ("config", "STFTConfig"),
@@ -36,6 +40,8 @@ def __getattr__(name):
 
     if name == "metrics":
         return importlib.import_module(".dsp.metrics", __name__)
+    if name in ("functional", "transforms"):
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         mod, attr = _LAZY[name]
         return getattr(importlib.import_module(f".{mod}", __name__), attr)

@@ -22,18 +22,25 @@ from typing import Any, Callable, Sequence
 import torch
 
 from .algorithms.base import Monitor, Progress, random_phase, zero_phase
-from .algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, get_method
+from .algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
 from .config import STFTConfig
+from .options import InversionOptions
 from .dsp.stft import STFT, fit_frames, jit_scope
 from .dsp.metrics import compute
 from .errors import DeviceError, InversionError
 from .io.spectrogram import InputError, Target, interpret
 
-__all__ = ["invert", "InversionResult", "default_refine", "resolve_device", "DeviceError", "InversionError",
+__all__ = ["invert", "InversionOptions", "InversionResult", "default_method", "default_refine", "resolve_device", "DeviceError", "InversionError",
            "spectrogram_of", "estimate_memory", "available_memory", "output_problems"]
 
 #: L-BFGS iterations against the mel at the end of a mel inversion (out of ``n_iter``).
 DEFAULT_REFINE = 50
+
+
+def default_method(config: STFTConfig) -> str:
+    """The method when none is given: :data:`~specinv_cli.algorithms.registry.DEFAULT_MEL_METHOD`
+    for mel settings, else :data:`~specinv_cli.algorithms.registry.DEFAULT_METHOD`."""
+    return DEFAULT_MEL_METHOD if config.is_mel else DEFAULT_METHOD
 
 
 def default_refine(config: STFTConfig, method: str, n_iter: int = 100) -> int:
@@ -46,6 +53,7 @@ def default_refine(config: STFTConfig, method: str, n_iter: int = 100) -> int:
     return min(DEFAULT_REFINE, max(int(n_iter), 0) // 2)
 
 
+#: Real and complex dtypes of each ``precision`` (the names: :data:`specinv_cli.options.PRECISIONS`).
 PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float64, torch.complex128)}
 
 
@@ -53,9 +61,11 @@ PRECISIONS = {"single": (torch.float32, torch.complex64), "double": (torch.float
 class InversionResult:
     """What :func:`invert` returns.
 
-    ``audio`` is ``[..., length]`` on the CPU in the input's float dtype (float64 for a float64
-    input, else float32), batch dims of the input kept; ``metrics`` maps ``sc``/``snr``/``ser``
-    to per-item tensors of the batch shape, computed on ``audio`` exactly as returned, against
+    One shape contract for every path: ``audio`` is ``[..., length]`` with the input's batch
+    dims (a ragged batch: ``[B, L_max]`` with ``lengths``; a long input in blocks: ``[length]``),
+    on the device it was computed on (the input's unless ``device`` was given), in the input's
+    float dtype (float64 for a float64 input, else float32). ``metrics`` maps ``sc``/``snr``/``ser``
+    to per-item CPU tensors of the batch shape, computed on ``audio`` exactly as returned, against
     the target (the mel for mel input). ``history`` holds the metrics at each evaluation
     (every ``eval_every`` iterations) when ``history=True``, a ``callback`` or a ``tol`` was
     given, else it is empty. ``config`` is the settings used, ``inferred`` what of them was
@@ -80,6 +90,8 @@ class InversionResult:
     lengths: list[int] | None = None
     inferred: dict[str, str] = field(default_factory=dict)
     failures: list[str | None] = field(default_factory=list)
+    #: Blocks the input was inverted in (:func:`specinv_cli.batch.blocks.invert_blocks`); 1 otherwise.
+    blocks: int = 1
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -158,18 +170,23 @@ def spectrogram_of(audio: torch.Tensor, stft: STFT, n_frames: int) -> torch.Tens
     return fit_frames(stft.forward(audio).abs(), n_frames)
 
 
-def invert(spec, *, method: str | None = None, config: STFTConfig | None = None, n_iter: int = 100,
-           init: str = DEFAULT_INIT, input_kind: str = "magnitude", layout: str | None = None,
-           length: int | None = None, device: str | torch.device = "auto", precision: str = "single",
-           seed: int | None = 0, tol: float = 0.0, eval_every: int = 10,
-           callback: Callable[[Progress], None] | None = None, source: str | None = None,
-           refine: int | None = None, nnls_iters: int = 100, frames: Sequence[int] | None = None,
-           history: bool = False, errors: str = "raise", **options: Any) -> InversionResult:
+def invert(spec, options: InversionOptions | None = None, *, config: STFTConfig | None = None,
+           input_kind: str = "magnitude", layout: str | None = None, length: int | None = None,
+           frames: Sequence[int] | None = None, callback: Callable[[Progress], None] | None = None,
+           source: str | None = None, **kwargs: Any) -> InversionResult:
     """Invert a spectrogram ``[..., F, T]`` (linear or mel) to audio with a registered method.
+
+    The tool's entry point: validation, inference of unset settings, safe scaling, metrics of
+    the result. It runs without autograd (the fused kernels); for gradients through the
+    iterations use :mod:`specinv_cli.functional` or :class:`specinv_cli.transforms.PhaseRetrieval`.
 
     Parameters
     ----------
     spec : numpy array or torch tensor (or a :class:`~specinv_cli.io.spectrogram.Target`).
+    options : an :class:`InversionOptions` (how to invert: method, iterations, init, device...);
+        keyword arguments named after its fields override it, and any other keyword is a method
+        option, so ``invert(mag, method="fgla", n_iter=50, alpha=0.9)`` needs none. The
+        parameters below are the options' fields and the other keywords.
     method : a name from ``specinv methods``; default ``dm`` (difference map then AGLA) for
         linear input, ``lbfgs`` (direct optimisation against the mel) for mel input.
     config : STFT (and mel) settings. Every field the caller set is used as given (a
@@ -185,7 +202,8 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     input_kind, layout : how to read ``spec`` (see :func:`specinv_cli.io.spectrogram.interpret`);
         ``layout`` defaults to the settings' (``ft``).
     length : output samples (default ``(T - 1) * hop`` for centred frames).
-    device : ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+    device : ``cpu``, ``cuda``, ``cuda:N`` or ``auto`` (CUDA when available); default: the
+        input's device (the CPU for a numpy array). ``audio`` is returned there.
     precision : ``single`` (float32/complex64) or ``double``.
     seed : seed of the random initial phase (``None``: nondeterministic).
     tol : early stop on the relative change of the spectral loss (0: run all iterations).
@@ -205,24 +223,24 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     errors : ``raise`` (default): an :class:`InversionError` when an item's audio is unusable
         (non-finite samples: the iteration diverged; or silence from a non-silent target);
         ``report``: return anyway, with the reasons in ``result.failures``.
-    **options : method options (e.g. ``alpha=0.99`` for ``fgla``), checked against their valid
-        ranges (options that make a method diverge are refused).
+    method_options : (``**kwargs`` not named above) the method's options (e.g. ``alpha=0.99`` for
+        ``fgla``), checked against their valid ranges (options that make a method diverge are
+        refused).
     """
-    if method is not None:
-        get_method(method).resolve_options(options)  # fail fast, before any work
-    if init not in INITS:
-        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose single or double")
-    if n_iter < 0:
-        raise ValueError(f"n_iter must be >= 0, got {n_iter}")
-    if eval_every < 1:
-        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
-    if length is not None and length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
-    if errors not in ("raise", "report"):
-        raise ValueError(f"errors must be raise or report, got {errors!r}")
-    dev = resolve_device(device)
+    if torch.is_inference_mode_enabled():
+        # L-BFGS (the mel default, ``refine``) differentiates the waveform, which inference mode
+        # forbids for every tensor made inside it: run outside it, on copies of the input
+        with torch.inference_mode(False):
+            return invert(_copied(spec), options, config=config, input_kind=input_kind, layout=layout,
+                          length=length, frames=frames, callback=callback, source=source, **kwargs)
+    opts_in = options if options is not None else InversionOptions()
+    run = (opts_in.replace(**kwargs) if kwargs else opts_in).validate()  # fail fast, before any work
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        raise ValueError(f"`length` must be a positive number of samples, got {length!r}")
+    method, n_iter, init, seed, tol = run.method, run.n_iter, run.init, run.seed, run.tol
+    eval_every, refine, nnls_iters, history, errors = run.eval_every, run.refine, run.nnls_iters, run.history, run.errors
+    precision, options = run.precision, dict(run.method_options)
+    dev = resolve_device(run.device if run.device is not None else _device_of(spec))
     real, cplx = PRECISIONS[precision]
 
     cfg0 = config or STFTConfig()
@@ -233,7 +251,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     if target.mel_features and not cfg.is_mel:
         raise InputError(source, "mel features given but the settings have no n_mels")
 
-    m = get_method(method or (DEFAULT_MEL_METHOD if cfg.is_mel else DEFAULT_METHOD))
+    m = get_method(method or default_method(cfg))
     opts = m.resolve_options(options)
     mask = None
     if frames is not None:
@@ -342,7 +360,7 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
         audio = audio.detach()
         if scale is not None:  # undo _safe_scale
             audio = audio.to(torch.float64) * scale.to(audio.device, torch.float64)[..., 0]
-        audio = audio.to("cpu", out_dtype)
+        audio = audio.to(out_dtype)
         measured = audio.to(dev, torch.float64 if scale is not None else real)
         if scale is not None:  # back to the scaled target's level (SC is scale-invariant)
             measured = measured / scale.to(dev, torch.float64)[..., 0]
@@ -364,6 +382,20 @@ def invert(spec, *, method: str | None = None, config: STFTConfig | None = None,
     return InversionResult(audio, final, m.name, opts, iterations, seconds, str(dev), cfg,
                            monitor.history, monitor.stopped_early, "mel" if mel_op is not None else "linear",
                            lengths, inferred, failures)
+
+
+def _copied(spec):
+    """``spec`` with its tensors cloned (outside inference mode: ordinary tensors)."""
+    if isinstance(spec, Target):
+        return Target(spec.mag.clone(), None if spec.phase is None else spec.phase.clone(), spec.mel_features,
+                      dict(spec.inferred))
+    return spec.clone() if isinstance(spec, torch.Tensor) else spec
+
+
+def _device_of(spec) -> torch.device:
+    """Where ``spec`` lives: a tensor's (or a Target's) device, else the CPU."""
+    t = spec.mag if isinstance(spec, Target) else spec
+    return t.device if isinstance(t, torch.Tensor) else torch.device("cpu")
 
 
 def output_problems(audio: torch.Tensor, target: torch.Tensor) -> list[str | None]:

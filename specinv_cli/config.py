@@ -42,7 +42,7 @@ TABLES = {
     "input": ("layout",),
 }
 
-#: Window names accepted by :func:`get_window` (aliases map to the same window).
+#: Window names accepted by :func:`~specinv_cli.dsp.stft.get_window` (aliases map to the same window).
 WINDOWS = ("hann", "hamming", "blackman", "bartlett", "rectangular", "gaussian")
 _ALIASES = {"hanning": "hann", "boxcar": "rectangular", "ones": "rectangular", "rect": "rectangular",
             "gauss": "gaussian", "triangle": "bartlett"}
@@ -67,7 +67,9 @@ from .errors import ConfigError  # noqa: E402  (re-exported)
 
 @dataclass(frozen=True)
 class STFTConfig:
-    """Framing of the spectrograms to invert (the conventions of ``torch.stft``).
+    """Framing of the spectrograms to invert (the conventions of ``torch.stft``), and the mel
+    settings from ``n_mels`` on (a preset's ``[mel]`` table; ``n_mels`` unset means linear
+    spectrograms).
 
     Attributes
     ----------
@@ -83,9 +85,6 @@ class STFTConfig:
         framing (HiFi-GAN/BigVGAN use ``(n_fft - hop_length) // 2``); ignored when centred.
     onesided : the input holds ``n_fft // 2 + 1`` bins (``False``: all ``n_fft`` bins; the
         redundant upper half is dropped since audio is real).
-
-    Mel settings (``[mel]`` table; ``n_mels`` unset means linear spectrograms):
-
     n_mels, fmin, fmax : filterbank size and range in Hz (``fmax`` ``None`` = ``sample_rate / 2``).
     mel_scale : ``slaney`` (librosa's default) or ``htk`` (torchaudio's default).
     mel_norm : ``slaney`` (area-normalised triangles) or ``none``.

@@ -41,7 +41,7 @@ def test_window_conv_is_the_windowed_fft(name, n_fft):
     w = get_window(name, n_fft, dtype=torch.float64)
     frames = torch.randn(37, n_fft, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     X = torch.fft.rfft(frames, dim=-1)
-    jit.window_conv(dsp._rows(X), cosine_taps(w), n_fft, 4)
+    jit.window_conv(dsp.as_rows(X), cosine_taps(w), n_fft, 4)
     torch.testing.assert_close(X, torch.fft.rfft(frames * w, dim=-1), rtol=1e-12, atol=1e-10)
 
 

@@ -287,7 +287,9 @@ def test_progress_bar_ends_on_the_file_as_written(tmp_path, soft):
     buf = io.StringIO()
     rep = Reporter(stream=buf)
     rep.console, rep.live = Console(file=buf, force_terminal=True, width=120), True
-    pipe = Pipeline(Settings(cfg=load_preset("default", explicit=False), method="fgla", n_iter=10, batch_size=1,
+    from specinv_cli.options import InversionOptions
+
+    pipe = Pipeline(Settings(cfg=load_preset("default", explicit=False), inversion=InversionOptions(method="fgla", n_iter=10), batch_size=1,
                              normalize="peak", output=str(tmp_path / "x.wav")), rep)
     with rep.session():
         (rec,) = list(pipe.feed(str(tmp_path / "s.npy")))

@@ -21,8 +21,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp.stft import STFT, MagnitudeProjection
-from .agla import _lerp_into, _r, _sub_into
-from .base import Monitor, prepare
+from .base import Monitor, Plain, lerp_into, prepare, real_view, sub_into, wants_grad
 
 __all__ = ["admm"]
 
@@ -40,7 +39,14 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     length : output samples (default ``stft.default_length(T)``).
     monitor : receives the magnitude of ``STFT(ISTFT(x_n))`` (computed only when an
         evaluation is due); may stop early.
-    rho : penalty ``>= 0``; 0 is Algorithm 1, 1 reproduces GLA, the paper favours small values.
+    rho : penalty ``>= 0``; 0 is Algorithm 1, 1 reproduces GLA, the paper favours small values
+        (a float or a 0-dim tensor).
+
+    Autograd is supported (see :func:`~specinv_cli.algorithms.base.wants_grad`): the
+    differentiable path keeps for backward, per iteration, about four complex-spectrogram-sized
+    tensors (the magnitude projection's input and three real intermediates, the STFT's windowed
+    frames) and one signal-sized one, plus two complex spectrograms for a tensor ``rho``: memory
+    grows linearly with ``n_iter``.
 
     Example
     -------
@@ -55,6 +61,9 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     if rho < 0:
         raise ValueError(f"rho must be >= 0, got {rho}")
     monitor, length, eps, z = prepare(mag, stft, init, length, monitor)
+    if wants_grad(mag, init, rho):
+        return _admm_plain(Plain(mag, stft, length, eps), z, n_iter, monitor, rho)
+    rho = float(rho)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
     if proj.fused(p_a, z):
@@ -63,15 +72,32 @@ def admm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     x = p_a(z)  # a new tensor: the caller's init is never written
     w = rho / (1 + rho)
     for i in range(1, n_iter + 1):
-        x = p_a(_sub_into(z, u, x), out=x)  # x_n = P_A(z - u), in x_{n-1}'s buffer
+        x = p_a(sub_into(z, u, x), out=x)  # x_n = P_A(z - u), in x_{n-1}'s buffer
         y = u
-        _r(y).add_(_r(x))  # y = x + u; u is rebuilt from y below
+        real_view(y).add_(real_view(x))  # y = x + u; u is rebuilt from y below
         z = proj.project(y)  # a new tensor
-        _lerp_into(z, y, w, z)  # z = (P_C(y) + rho y) / (1 + rho)
-        u = _sub_into(y, z, y)  # u_n = u_{n-1} + x_n - z_n = y - z
+        lerp_into(z, y, w, z)  # z = (P_C(y) + rho y) / (1 + rho)
+        u = sub_into(y, z, y)  # u_n = u_{n-1} + x_n - z_n = y - z
         if monitor.step(i, lambda: proj.project(x).abs()):
             break
     return stft.inverse(x, length)
+
+
+def _admm_plain(ops: Plain, z: torch.Tensor, n_iter: int, monitor, rho) -> torch.Tensor:
+    """The same iteration out of place, for autograd, in the order of :func:`_admm_fused`:
+    ``x_1 = P_A(z_0)`` (``u_0 = 0``), ``y = x + u``; the last ``z``, ``u``, which the output does
+    not use, are not formed."""
+    w = rho / (1 + rho)
+    x = ops.p_a(z)
+    y = x
+    for i in range(1, n_iter + 1):
+        if monitor.step(i, ops.measure(ops.project, x)) or i == n_iter:
+            break
+        z = (1 - w) * ops.project(y) + w * y  # (P_C(y) + rho y) / (1 + rho)
+        u = y - z  # u_i = u_{i-1} + x_i - z_i
+        x = ops.p_a(z - u)  # x_{i+1}
+        y = x + u
+    return ops.synth(x)
 
 
 def _admm_fused(proj, p_a, z, n_iter, monitor, rho, length) -> torch.Tensor:

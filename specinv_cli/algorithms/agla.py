@@ -28,7 +28,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
-from .base import Monitor, prepare
+from .base import Monitor, Plain, axpy_into, lerp_into, prepare, sub_into, wants_grad
 
 __all__ = ["agla"]
 
@@ -46,7 +46,14 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     init : complex initial estimate ``[..., F, T]`` (default: ``mag`` with zero phase).
     length : output samples (default ``stft.default_length(T)``).
     monitor : receives the magnitude of the consistent estimate ``P_C(P_A(c_{n-1}))``.
-    alpha, beta, gamma : inertial parameters (see the module docstring for stability).
+    alpha, beta, gamma : inertial parameters (see the module docstring for stability); floats
+        or 0-dim tensors.
+
+    Autograd is supported (see :func:`~specinv_cli.algorithms.base.wants_grad`): the
+    differentiable path keeps for backward, per iteration, about four complex-spectrogram-sized
+    tensors (the magnitude projection's input and three real intermediates, the STFT's windowed
+    frames) and one signal-sized one, plus one complex spectrogram for a tensor ``alpha`` or
+    ``beta`` and two for a tensor ``gamma``: memory grows linearly with ``n_iter``.
 
     Example
     -------
@@ -62,6 +69,9 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         if v < 0:
             raise ValueError(f"{name} must be >= 0, got {v}")
     monitor, length, eps, c = prepare(mag, stft, init, length, monitor)
+    if wants_grad(mag, init, alpha, beta, gamma):
+        return _agla_plain(Plain(mag, stft, length, eps), c, n_iter, monitor, alpha, beta, gamma)
+    alpha, beta, gamma = float(alpha), float(beta), float(gamma)
     t = c
     d = c
     proj = stft.projector(mag.shape, length)
@@ -74,15 +84,31 @@ def agla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         g = proj.project(p_a(c, out=a))  # a new tensor: P_C(P_A(c_{n-1}))
         # t_n = (1 - gamma) d + gamma g in place in g; then the step (in t_{n-1}'s buffer), c_n and
         # d_n (each in its predecessor's buffer): one real pass each
-        t_new = g if gamma == 1 else _lerp_into(d, g, gamma, g)
-        step = _sub_into(t_new, t, t if owned else None)
-        c = _axpy_into(t_new, step, alpha, c if owned else None)
-        d = _axpy_into(t_new, step, beta, d if owned else None)
+        t_new = g if gamma == 1 else lerp_into(d, g, gamma, g)
+        step = sub_into(t_new, t, t if owned else None)
+        c = axpy_into(t_new, step, alpha, c if owned else None)
+        d = axpy_into(t_new, step, beta, d if owned else None)
         t = t_new
         owned = True
         if monitor.step(i, lambda: proj.project(p_a(c)).abs()):
             break
     return stft.inverse(magnitude_projection(mag, c, eps), length)
+
+
+def _agla_plain(ops: Plain, c: torch.Tensor, n_iter: int, monitor, alpha, beta, gamma) -> torch.Tensor:
+    """The same iteration out of place, for autograd (options may be tensors)."""
+    t = d = c
+    plain_gla = not isinstance(gamma, torch.Tensor) and gamma == 1  # t_n = g, as the fused paths
+    for i in range(1, n_iter + 1):
+        g = ops.project(ops.p_a(c))
+        t_new = g if plain_gla else (1 - gamma) * d + gamma * g
+        step = t_new - t
+        c = t_new + alpha * step
+        d = t_new + beta * step
+        t = t_new
+        if monitor.step(i, ops.measure(lambda: ops.project(ops.p_a(c)))):
+            break
+    return ops.synth(ops.p_a(c))
 
 
 def _agla_fused(proj, p_a, init, n_iter, monitor, alpha, beta, gamma) -> torch.Tensor:
@@ -99,29 +125,3 @@ def _agla_fused(proj, p_a, init, n_iter, monitor, alpha, beta, gamma) -> torch.T
         if monitor.step(i, lambda: proj.project(a).abs()):
             break
     return proj.signal(proj.synth(a, out=s)).contiguous()
-
-
-# Elementwise updates on the real views of complex spectrograms (complex add/sub with alpha
-# are several times slower than the same real ops on the CPU); ``out`` may alias an input.
-def _r(z: torch.Tensor) -> torch.Tensor:
-    return torch.view_as_real(z.resolve_conj())
-
-
-def _lerp_into(d: torch.Tensor, g: torch.Tensor, gamma: float, out: torch.Tensor) -> torch.Tensor:
-    """``out = (1 - gamma) d + gamma g``."""
-    torch.lerp(_r(d), _r(g), gamma, out=_r(out))
-    return out
-
-
-def _sub_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """``out = a - b`` (a new tensor shaped like ``a`` when ``out`` is None)."""
-    out = torch.empty_like(a) if out is None else out
-    torch.sub(_r(a), _r(b), out=_r(out))
-    return out
-
-
-def _axpy_into(x: torch.Tensor, y: torch.Tensor, k: float, out: torch.Tensor | None) -> torch.Tensor:
-    """``out = x + k y``."""
-    out = torch.empty_like(x) if out is None else out
-    torch.add(_r(x), _r(y), alpha=k, out=_r(out))
-    return out

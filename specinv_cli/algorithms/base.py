@@ -15,6 +15,11 @@ An algorithm is a function::
 
 Algorithms know nothing of files, the CLI or rich: progress leaves through the monitor's
 callback.
+
+Autograd: the GLA family (gla, fgla, agla, admm, dm, raar) runs its iterations on fused in-place
+buffers, except when :func:`wants_grad` says a gradient is needed; then it runs the same
+iteration on the out-of-place operators of :class:`Plain`, and gradients flow to ``mag``,
+``init`` and options given as tensors.
 """
 from __future__ import annotations
 
@@ -25,8 +30,10 @@ from typing import Callable
 import torch
 
 from ..dsp import metrics as _metrics
+from ..dsp.stft import STFT, fit_frames, magnitude_projection
 
-__all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit"]
+__all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit",
+           "wants_grad", "Plain", "real_view", "lerp_into", "sub_into", "axpy_into"]
 
 
 @dataclass
@@ -162,6 +169,96 @@ def prepare(mag: torch.Tensor, stft, init: torch.Tensor | None, length: int | No
         length = stft.default_length(mag.shape[-1])
     x0 = mag.to(stft.window.dtype.to_complex()) if init is None else init
     return monitor or Monitor(), length, torch.finfo(mag.dtype).tiny ** 0.5, x0
+
+
+def wants_grad(mag: torch.Tensor, init: torch.Tensor | None = None, *options) -> bool:
+    """Whether an algorithm must take its differentiable path: autograd is on and ``mag``,
+    ``init`` or one of the ``options`` (those that are tensors) requires grad.
+
+    >>> m = torch.ones(3, 2, requires_grad=True)
+    >>> wants_grad(m), wants_grad(m.detach(), None, torch.tensor(0.9, requires_grad=True))
+    (True, True)
+    >>> with torch.no_grad():
+    ...     wants_grad(m)
+    False
+    """
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(t, torch.Tensor) and t.requires_grad for t in (mag, init, *options))
+
+
+class Plain:
+    """The operators of the GLA family as out-of-place torch ops, for autograd.
+
+    ``p_a`` is the magnitude projection ``mag * x / max(|x|, eps)``, ``synth`` the ISTFT to
+    ``length`` samples, ``analyze`` the STFT cropped or padded to ``mag``'s frame count, and
+    ``project = analyze o synth`` (``P_C``; an STFT subclass's own ``project`` when it has one):
+    what :class:`~specinv_cli.dsp.stft.Projector` computes in place, without buffers, so each
+    call keeps what its backward needs. :meth:`measure` wraps what the monitor evaluates, so
+    that no graph is built for it.
+
+    >>> from specinv_cli.config import STFTConfig
+    >>> op = STFT(STFTConfig(n_fft=16, hop_length=4))
+    >>> mag = op.forward(torch.randn(32)).abs().requires_grad_()
+    >>> ops = Plain(mag, op, 32, 1e-8)
+    >>> ops.project(ops.p_a(mag.to(torch.complex64))).shape, ops.synth(mag + 0j).requires_grad
+    (torch.Size([9, 9]), True)
+    """
+
+    def __init__(self, mag: torch.Tensor, stft: STFT, length: int, eps: float):
+        self.mag, self.stft, self.length, self.eps = mag, stft, length, eps
+        self.n_frames = mag.shape[-1]
+        self._own_project = type(stft).project is not STFT.project
+
+    def p_a(self, x: torch.Tensor) -> torch.Tensor:
+        return magnitude_projection(self.mag, x, self.eps)
+
+    def synth(self, spec: torch.Tensor) -> torch.Tensor:
+        return self.stft.inverse(spec, self.length)
+
+    def analyze(self, sig: torch.Tensor) -> torch.Tensor:
+        return fit_frames(self.stft.forward(sig), self.n_frames)
+
+    def project(self, spec: torch.Tensor) -> torch.Tensor:
+        if self._own_project:  # e.g. RaggedSTFT, as Projector.project does
+            return self.stft.project(spec, self.length)
+        return self.analyze(self.synth(spec))
+
+    @staticmethod
+    def measure(fn: Callable, *args) -> Callable[[], torch.Tensor]:
+        """For ``monitor.step``: a function returning ``|fn(*args)|``, computed without a graph."""
+        def est() -> torch.Tensor:
+            with torch.no_grad():
+                return fn(*args).abs()
+        return est
+
+
+# The in-place paths' elementwise updates, on the real views of complex spectrograms (complex
+# add/sub with alpha are several times slower than the same real ops on the CPU); ``out`` may
+# alias an input.
+def real_view(z: torch.Tensor) -> torch.Tensor:
+    """``z`` as real ``[..., 2]`` (conjugation resolved), for the elementwise updates below."""
+    return torch.view_as_real(z.resolve_conj())
+
+
+def lerp_into(d: torch.Tensor, g: torch.Tensor, gamma: float, out: torch.Tensor) -> torch.Tensor:
+    """``out = (1 - gamma) d + gamma g``."""
+    torch.lerp(real_view(d), real_view(g), gamma, out=real_view(out))
+    return out
+
+
+def sub_into(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``out = a - b`` (a new tensor shaped like ``a`` when ``out`` is None)."""
+    out = torch.empty_like(a) if out is None else out
+    torch.sub(real_view(a), real_view(b), out=real_view(out))
+    return out
+
+
+def axpy_into(x: torch.Tensor, y: torch.Tensor, k: float, out: torch.Tensor | None) -> torch.Tensor:
+    """``out = x + k y``."""
+    out = torch.empty_like(x) if out is None else out
+    torch.add(real_view(x), real_view(y), alpha=k, out=real_view(out))
+    return out
 
 
 def unit(z: torch.Tensor, eps: float = 1e-16) -> torch.Tensor:

@@ -32,8 +32,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
-from .agla import _r
-from .base import Monitor, prepare
+from .base import Monitor, Plain, prepare, real_view, wants_grad
 
 
 def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
@@ -41,9 +40,9 @@ def _plus_twice(x: torch.Tensor, g: torch.Tensor, owned: bool) -> torch.Tensor:
     is never written)."""
     if not owned:
         out = torch.empty_like(g)
-        torch.add(_r(x), _r(g), alpha=2, out=_r(out))
+        torch.add(real_view(x), real_view(g), alpha=2, out=real_view(out))
         return out
-    _r(x).add_(_r(g), alpha=2)
+    real_view(x).add_(real_view(g), alpha=2)
     return x
 
 __all__ = ["dm", "raar"]
@@ -63,7 +62,7 @@ def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
         if beta == 1:
             # x + 2g - c - a on the real views, in x's buffer once it is ours
             x, owned = _plus_twice(x, g, owned), True
-            _r(x).sub_(_r(c)).sub_(_r(a))
+            real_view(x).sub_(real_view(c)).sub_(real_view(a))
             c = g
         else:
             f_c = (1 - 1 / beta) * c + x / beta
@@ -71,6 +70,39 @@ def _dm_loop(proj, p_a, x, n_iter, monitor, beta):
             x = x + beta * (p_c_f_a - magnitude_projection(mag, f_c, eps))
             c = proj.project(x)
         if monitor.step(i, g.abs):
+            return g, True
+    return g, False
+
+
+def _raar_plain(ops: Plain, x: torch.Tensor, n_iter: int, monitor, beta):
+    """RAAR out of place, for autograd (``beta`` may be a tensor): ``a = P_A x``, ``g = P_C a``,
+    ``x <- beta (x + 2g - c - a) + (1 - beta) a``, ``c <- g``. Returns the last ``g`` and whether
+    the monitor stopped the run."""
+    c = ops.project(x)
+    g = c
+    for i in range(1, n_iter + 1):
+        a = ops.p_a(x)
+        g = ops.project(a)
+        x = beta * (x + 2 * g - c - a) + (1 - beta) * a
+        c = g
+        if monitor.step(i, ops.measure(lambda: g)):
+            return g, True
+    return g, False
+
+
+def _dm_plain(ops: Plain, x: torch.Tensor, n_iter: int, monitor, beta):
+    """:func:`_dm_loop` out of place, for autograd (``beta`` may be a tensor)."""
+    if not isinstance(beta, torch.Tensor) and beta == 1:
+        return _raar_plain(ops, x, n_iter, monitor, 1.0)  # DM at beta = 1 is RAAR at beta = 1
+    c = ops.project(x)
+    g = c
+    for i in range(1, n_iter + 1):
+        g = ops.project(ops.p_a(x))
+        f_c = (1 - 1 / beta) * c + x / beta
+        p_c_f_a = (1 + 1 / beta) * g - c / beta
+        x = x + beta * (p_c_f_a - ops.p_a(f_c))
+        c = ops.project(x)
+        if monitor.step(i, ops.measure(lambda: g)):
             return g, True
     return g, False
 
@@ -83,7 +115,8 @@ def _raar_fused(proj, p_a, init, n_iter, monitor, beta):
     the last ``g`` and whether the monitor stopped the run."""
     a = p_a(init)  # a_1 = P_A(x_0); the caller's init is never written
     h = proj.new_spec()
-    _r(h).copy_(_r(init) - _r(proj.project(init))).mul_(beta).add_(_r(a), alpha=1 - 2 * beta)
+    h_r = real_view(h).copy_(real_view(init) - real_view(proj.project(init)))
+    h_r.mul_(beta).add_(real_view(a), alpha=1 - 2 * beta)
     s = proj.new_signal()
     for i in range(1, n_iter + 1):
         proj.synth(a, out=s)  # s_i = ISTFT(a_i), g_i = STFT(s_i)
@@ -111,6 +144,14 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
         ``n_iter``; ``>= n_iter``: all DM.
     finisher : ``"agla"`` (default parameters) or ``"fgla"`` (alpha 0.99).
 
+    Autograd is supported (see :func:`~specinv_cli.algorithms.base.wants_grad`; ``beta`` may be
+    a tensor): a DM iteration of the differentiable path keeps for backward about four
+    complex-spectrogram-sized tensors (the magnitude projection's input and three real
+    intermediates, the STFT's windowed frames) and one signal-sized one at ``beta = 1``, twice
+    that otherwise (two projections), plus about three complex spectrograms for a tensor
+    ``beta``; the finisher's iterations keep what its docstring says. Memory grows linearly with
+    ``n_iter``.
+
     Example
     -------
     >>> import torch
@@ -128,13 +169,19 @@ def dm(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor |
     monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
     n_dm = n_iter // 2 if dm_iters < 0 else min(dm_iters, n_iter)
     g = x
+    grad = wants_grad(mag, init, beta)
+    if not grad:
+        beta = float(beta)
     if n_dm > 0:
-        proj = stft.projector(mag.shape, length)
-        p_a = MagnitudeProjection(mag, eps)
-        if beta == 1 and proj.fused(p_a, x):  # DM at beta = 1 is RAAR at beta = 1
-            g, stopped = _raar_fused(proj, p_a, x, n_dm, monitor, 1.0)
+        if grad:  # the finisher then takes its own differentiable path: its init g needs grad
+            g, stopped = _dm_plain(Plain(mag, stft, length, eps), x, n_dm, monitor, beta)
         else:
-            g, stopped = _dm_loop(proj, p_a, x, n_dm, monitor, beta)
+            proj = stft.projector(mag.shape, length)
+            p_a = MagnitudeProjection(mag, eps)
+            if beta == 1 and proj.fused(p_a, x):  # DM at beta = 1 is RAAR at beta = 1
+                g, stopped = _raar_fused(proj, p_a, x, n_dm, monitor, 1.0)
+            else:
+                g, stopped = _dm_loop(proj, p_a, x, n_dm, monitor, beta)
         if stopped or n_dm == n_iter:
             return stft.inverse(magnitude_projection(mag, g, eps), length)
     rest = n_iter - n_dm
@@ -152,7 +199,14 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     Parameters
     ----------
     mag, stft, n_iter, init, length, monitor : as for :func:`dm`.
-    beta : relaxation in ``(0, 1]``; smaller values behave more like GLA.
+    beta : relaxation in ``(0, 1]``; smaller values behave more like GLA (a float or a 0-dim
+        tensor).
+
+    Autograd is supported (see :func:`~specinv_cli.algorithms.base.wants_grad`): the
+    differentiable path keeps for backward, per iteration, about four complex-spectrogram-sized
+    tensors (the magnitude projection's input and three real intermediates, the STFT's windowed
+    frames) and one signal-sized one, plus two complex spectrograms for a tensor ``beta``:
+    memory grows linearly with ``n_iter``.
 
     Example
     -------
@@ -169,6 +223,10 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
     if n_iter == 0:
         return stft.inverse(magnitude_projection(mag, x, eps), length)
+    if wants_grad(mag, init, beta):
+        g, _ = _raar_plain(Plain(mag, stft, length, eps), x, n_iter, monitor, beta)
+        return stft.inverse(magnitude_projection(mag, g, eps), length)
+    beta = float(beta)
     proj = stft.projector(mag.shape, length)
     p_a = MagnitudeProjection(mag, eps)
     if proj.fused(p_a, x):
@@ -182,7 +240,7 @@ def raar(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
         g = proj.project(a)
         # beta (x + 2g - c - a) + (1 - beta) a, on the real views, in x's buffer once it is ours
         x, owned = _plus_twice(x, g, owned), True
-        _r(x).sub_(_r(c)).mul_(beta).add_(_r(a), alpha=1 - 2 * beta)
+        real_view(x).sub_(real_view(c)).mul_(beta).add_(real_view(a), alpha=1 - 2 * beta)
         c = g
         if monitor.step(i, g.abs):
             break

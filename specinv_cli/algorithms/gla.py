@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..dsp.stft import STFT, MagnitudeProjection, magnitude_projection
-from .base import Monitor, prepare
+from .base import Monitor, Plain, prepare, wants_grad
 
 __all__ = ["gla", "fgla"]
 
@@ -31,7 +31,14 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     init : complex initial estimate ``[..., F, T]`` (default: ``mag`` with zero phase).
     length : output samples (default ``stft.default_length(T)``).
     monitor : receives the consistent estimate's magnitude each iteration; may stop early.
-    alpha : momentum; the paper uses 0.99 and requires ``0 <= alpha < 1`` for its guarantees.
+    alpha : momentum; the paper uses 0.99 and requires ``0 <= alpha < 1`` for its guarantees
+        (a float, or a 0-dim tensor, e.g. a learnable one).
+
+    Autograd is supported (see :func:`~specinv_cli.algorithms.base.wants_grad`): the
+    differentiable path keeps for backward, per iteration, about four complex-spectrogram-sized
+    tensors (the magnitude projection's input and three real intermediates, the STFT's windowed
+    frames) and one signal-sized one, plus one more signal with a tensor ``alpha``: memory grows
+    linearly with ``n_iter``.
 
     Example
     -------
@@ -46,6 +53,9 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
     monitor, length, eps, x = prepare(mag, stft, init, length, monitor)
+    if wants_grad(mag, init, alpha):
+        return _fgla_plain(Plain(mag, stft, length, eps), x, n_iter, monitor, alpha)
+    alpha = float(alpha)
     if n_iter <= 0:
         return stft.inverse(magnitude_projection(mag, x, eps), length)
     # P_C = STFT o ISTFT is linear, so the momentum is taken on the signals s_n = ISTFT(P_A(c_{n-1})):
@@ -69,7 +79,30 @@ def fgla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor
     return proj.signal(out).contiguous()
 
 
+def _fgla_plain(ops: Plain, x: torch.Tensor, n_iter: int, monitor, alpha) -> torch.Tensor:
+    """FGLA out of place, for autograd: the iteration of :func:`fgla` on signals,
+    ``s_n = ISTFT(P_A(STFT(z_{n-1})))``, ``z_n = s_n + alpha (s_n - s_{n-1})``, ``z_1 = s_1``,
+    and the output ``ISTFT(P_A(STFT(z_n)))``."""
+    if n_iter <= 0:
+        return ops.synth(ops.p_a(x))
+    momentum = isinstance(alpha, torch.Tensor) or alpha > 0  # a tensor keeps its gradient at 0 too
+    s = ops.synth(ops.p_a(x))
+    z = s
+    i = 1
+    while not monitor.step(i, ops.measure(ops.analyze, s)) and i < n_iter:
+        i += 1
+        s_new = ops.synth(ops.p_a(ops.analyze(z)))
+        z = s_new + alpha * (s_new - s) if momentum else s_new
+        s = s_new
+    return ops.synth(ops.p_a(ops.analyze(z)))
+
+
 def gla(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
         length: int | None = None, monitor: Monitor | None = None) -> torch.Tensor:
-    """Griffin–Lim (1984): alternating projections, no momentum. See :func:`fgla`."""
+    """Griffin–Lim (1984): alternating projections, no momentum. See :func:`fgla`.
+
+    Autograd is supported: the differentiable path keeps for backward, per iteration, about four
+    complex-spectrogram-sized tensors (the magnitude projection's input and three real
+    intermediates, the STFT's windowed frames) and one signal-sized one (memory linear in
+    ``n_iter``)."""
     return fgla(mag, stft, n_iter=n_iter, init=init, length=length, monitor=monitor, alpha=0.0)

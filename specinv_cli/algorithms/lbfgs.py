@@ -3,7 +3,7 @@
 R. Decorsière, P. L. Søndergaard, E. N. MacDonald and T. Dau, "Inversion of auditory
 spectrograms, traditional spectrograms, and other envelope representations", IEEE/ACM Trans.
 Audio, Speech, Lang. Process. 23(1), 2015. The signal itself is the unknown and a quasi-Newton
-method minimises the distance between its representation and the target:
+method minimises the distance between its representation and the target::
 
     x* = argmin_x  sum_items ||A(x) - S||^2 / ||S||^2,     A(x) = |STFT(x)|^p  (S = |target|^p)
 

@@ -5,15 +5,47 @@ and its options with defaults. Nothing here imports torch: modules are imported 
 is first used, so ``specinv --help`` and ``specinv methods`` stay fast.
 
 Adding a method is one module in ``specinv_cli/algorithms/`` and one :class:`Method` below.
+
+Methods from elsewhere
+----------------------
+:func:`register_method` adds one from Python (then ``invert(..., method=NAME)`` runs it). An
+installed package offers methods to every program, the CLI included, through the entry-point
+group ``specinv.methods`` (:data:`ENTRY_POINT_GROUP`), e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."specinv.methods"]
+    halfgla = "mypkg.spec:METHOD"      # a Method, or a callable that calls register_method
+
+Each entry point names either a :class:`Method` (registered as it is) or a callable taking no
+arguments that registers methods with :func:`register_method` when called. They are loaded
+once, the first time the table is read (:func:`get_method`, :func:`method_names`,
+:func:`all_options`, :data:`REGISTRY`), never at import; ``SPECINV_NO_PLUGINS=1`` skips them.
+One that fails to load is a one-line warning naming it and the error, and the rest goes on.
+
+The CLI builds ``specinv invert``'s flags from every method's options, so the entry points are
+loaded whenever the CLI starts (``--help`` too): the object an entry point names should be
+light, a spec that declares the options and points to the implementation by name (``Method``'s
+``module``/``function``, or ``register_method(name, "mypkg.impl:fn", ...)``), which is imported
+only when the method runs. A plugin whose spec imports torch makes every ``specinv`` start
+(``--help`` included) pay for importing torch.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
+import os
+import re
+import sys
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-__all__ = ["Option", "Method", "REGISTRY", "get_method", "method_names", "INITS"]
+__all__ = ["Option", "Method", "REGISTRY", "get_method", "method_names", "all_options", "INITS",
+           "register_method", "unregister_method", "ENTRY_POINT_GROUP", "RESERVED_OPTION_NAMES"]
+
+#: The entry-point group installed packages declare their methods in (see the module docstring).
+ENTRY_POINT_GROUP = "specinv.methods"
 
 #: Starting phases an iterative method can be given (``--init``): ``spsi`` and ``pghi`` run
 #: that non-iterative method (with its default options) and start from its phase.
@@ -23,6 +55,7 @@ INITS = ("random", "zero", "spsi", "pghi")
 #: on ../shared/corpus with the reference STFT (benchmarks/methods.py; the table, with date and
 #: machine, is benchmarks/results/methods_100.md).
 DEFAULT_METHOD = "dm"
+#: The starting phase of iterative methods when none is given (``--init``), chosen with it.
 DEFAULT_INIT = "pghi"
 #: For mel input: L-BFGS on the waveform against the mel, from the PGHI phase of the NNLS
 #: magnitude: the best median mel SC of the cascades tried and of librosa's mel_to_audio
@@ -50,6 +83,17 @@ class Option:
         return "--" + self.name.replace("_", "-")
 
     def check(self, value: Any, method: str) -> Any:
+        """``value`` converted to the option's type and checked against its range (``ValueError``
+        naming the option otherwise). A 0-dim torch tensor given to an int or float option is
+        checked on its value and returned unchanged, so a learnable option (a tensor with
+        ``requires_grad``) reaches the algorithm with its autograd graph.
+
+        >>> Option("alpha", float, 0.99, "momentum", min=0.0, max=1.0, max_open=True).check("0.5", "fgla")
+        0.5
+        """
+        torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+        if torch is not None and isinstance(value, torch.Tensor):
+            return self._check_tensor(value, method)
         try:
             value = self.type(value)
         except (TypeError, ValueError):
@@ -63,6 +107,20 @@ class Option:
         if self.max is not None and (value > self.max or (self.max_open and value == self.max)):
             raise ValueError(f"`{self.name}` for {method} must be {'<' if self.max_open else '<='} {self.max}, "
                              f"got {value}{self._range()}")
+        return value
+
+    def _check_tensor(self, value, method: str):
+        if value.dim() != 0:
+            raise ValueError(f"`{self.name}` for {method} must be a number or a 0-dim tensor, got a tensor of "
+                             f"shape {tuple(value.shape)}")
+        if value.is_complex():
+            raise ValueError(f"`{self.name}` for {method} must be real, got a complex tensor")
+        raw = value.detach().item()
+        if self.type not in (int, float):  # bool/str options are settings, not learnable: plain values
+            return self.check(raw, method)
+        if self.type is int and not (math.isfinite(raw) and raw == int(raw)):
+            raise ValueError(f"`{self.name}` for {method} must be int, got a tensor holding {raw}")
+        self.check(raw, method)
         return value
 
     def _range(self) -> str:
@@ -99,16 +157,40 @@ class Method:
     #: ``fit(options, frames=, n_iter=, win_length=, hop=) -> (options, notes)``: options whose
     #: cost grows with their value, bounded by the input they apply to (see :meth:`fit_options`).
     fit: Callable[..., tuple] | None = None
+    #: The algorithm itself, when it is given as a callable (:func:`register_method`) rather
+    #: than found by ``module``/``function``.
+    impl: Callable | None = field(default=None, compare=False, repr=False)
+    #: Where a method that is not built in comes from: the distribution of its entry point
+    #: (group ``specinv.methods``), or ``python`` (:func:`register_method` called by a program).
+    #: ``None`` for the built-in ones.
+    origin: str | None = None
+    #: Its iterations run on differentiable ops when a gradient is wanted (see
+    #: :func:`specinv_cli.algorithms.base.wants_grad`): :mod:`specinv_cli.functional` lets
+    #: gradients through only such methods.
+    differentiable: bool = False
+
+    @property
+    def builtin(self) -> bool:
+        return self.origin is None
+
+    def _module(self):
+        # a dotted name is a full module path; a plain one names a built-in module of this
+        # package (for built-in methods) or a top-level module (for the others)
+        name = self.module
+        if "." not in name and self.origin is None:
+            name = f"specinv_cli.algorithms.{name}"
+        return importlib.import_module(name)
 
     def load(self) -> Callable:
-        mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
-        return getattr(mod, self.function)
+        """The algorithm function (imported now, on first use)."""
+        if self.impl is not None:
+            return self.impl
+        return getattr(self._module(), self.function)
 
     def load_phase(self) -> Callable:
         if self.phase_function is None:
             raise ValueError(f"method {self.name!r} does not provide an initial phase")
-        mod = importlib.import_module(f"specinv_cli.algorithms.{self.module}")
-        return getattr(mod, self.phase_function)
+        return getattr(self._module(), self.phase_function)
 
     def defaults(self) -> dict[str, Any]:
         return {o.name: o.default for o in self.options}
@@ -187,20 +269,20 @@ def _lbfgs_fit(o: dict, *, frames: int, n_iter: int, win_length: int, hop: int):
 _ALPHA = Option("alpha", float, 0.99, "FGLA momentum (0 gives plain GLA; 1 and above do not converge)",
                 min=0.0, max=1.0, max_open=True)
 
-REGISTRY: dict[str, Method] = {m.name: m for m in [
+_BUILTIN: dict[str, Method] = {m.name: m for m in [
     Method("gla", "gla", "gla", "Griffin-Lim: alternating projections, monotone",
-           "Griffin & Lim, IEEE TASSP 1984", ragged=True),
+           "Griffin & Lim, IEEE TASSP 1984", ragged=True, differentiable=True),
     Method("fgla", "gla", "fgla", "Fast Griffin-Lim: GLA with an inertial (momentum) step",
-           "Perraudin, Balazs & Søndergaard, WASPAA 2013", (_ALPHA,), ragged=True),
+           "Perraudin, Balazs & Søndergaard, WASPAA 2013", (_ALPHA,), ragged=True, differentiable=True),
     Method("agla", "agla", "agla", "Accelerated Griffin-Lim: two-step inertia on top of FGLA",
            "Nenov, Nguyen & Balazs, ICASSP 2023 (arXiv 2306.12504)",
            (Option("alpha", float, 0.99, "AGLA momentum of c_n (as FGLA's alpha)", min=0.0),
             Option("beta", float, 1.1, "AGLA momentum of d_n", min=0.0),
             Option("gamma", float, 1.25, "AGLA relaxation of the GLA step (1: FGLA); stable only while "
-                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0)), ragged=True, check=_agla_stability),
+                   "(1-gamma)*beta + gamma*alpha < 1", min=0.0)), ragged=True, check=_agla_stability, differentiable=True),
     Method("admm", "admm", "admm", "GLA-like phase recovery by ADMM",
            "Masuyama, Yatabe & Oikawa, IEEE SPL 2019",
-           (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),), ragged=True),
+           (Option("rho", float, 0.1, "ADMM penalty parameter", min=0.0),), ragged=True, differentiable=True),
     Method("rtisi-la", "rtisi", "rtisi_la", "Real-time iterative inversion with look-ahead, frame by frame (n_iter: updates per frame)",
            "Zhu, Beauregard & Wyse, IEEE TASLP 2007",
            (Option("look_ahead", int, -1, "frames of look-ahead (-1: (win-1)//hop)", min=-1),
@@ -228,11 +310,48 @@ REGISTRY: dict[str, Method] = {m.name: m for m in [
                    min=0.0),
             Option("dm_iters", int, -1, "iterations run as DM before the finisher takes over "
                    "(-1: half of --iters; >= --iters: all DM)", min=-1),
-            Option("finisher", str, "agla", "descent method after DM", choices=("agla", "fgla"))), ragged=True),
+            Option("finisher", str, "agla", "descent method after DM", choices=("agla", "fgla"))), ragged=True, differentiable=True),
     Method("raar", "dm", "raar", "Relaxed averaged alternating reflections",
            "Luke 2005; compared in Peer, Welker & Gerkmann, IWAENC 2022",
-           (Option("beta", float, 0.95, "RAAR relaxation (1: Douglas-Rachford)", min=0.0, max=1.0),), ragged=True),
+           (Option("beta", float, 0.95, "RAAR relaxation (1: Douglas-Rachford)", min=0.0, max=1.0),), ragged=True, differentiable=True),
 ]}
+
+
+#: The table itself: the built-in methods, then those registered (plugins, register_method).
+_TABLE: dict[str, Method] = dict(_BUILTIN)
+_LOCK = threading.RLock()
+#: "new" until the entry points are read, "loading" while they are, then "done".
+_PLUGINS = ["new"]
+#: The distribution whose entry point is being loaded (the ``origin`` of what it registers).
+_LOADING_FROM: list[str] = []
+
+
+class _Registry(Mapping):
+    """Name -> :class:`Method`, read-only; reading it first loads the plugins (once). Change
+    it with :func:`register_method` / :func:`unregister_method`."""
+
+    def __getitem__(self, name: str) -> Method:
+        _load_plugins()
+        return _TABLE[name]
+
+    def __iter__(self) -> Iterator[str]:
+        _load_plugins()
+        return iter(list(_TABLE))
+
+    def __len__(self) -> int:
+        _load_plugins()
+        return len(_TABLE)
+
+    def __contains__(self, name: object) -> bool:
+        _load_plugins()
+        return name in _TABLE
+
+    def __repr__(self) -> str:
+        return f"REGISTRY({', '.join(self)})"
+
+
+#: Every method by name, built-in and registered (plugins are loaded on first access).
+REGISTRY: Mapping[str, Method] = _Registry()
 
 
 def method_names() -> list[str]:
@@ -253,3 +372,231 @@ def all_options() -> dict[str, Option]:
         for o in m.options:
             out.setdefault(o.name, o)
     return out
+
+
+# --- methods from elsewhere ---------------------------------------------------------------------
+
+_METHOD_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}\Z")
+_OPTION_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
+_OPTION_TYPES = (bool, int, float, str)
+
+#: Names a method option cannot take, since each is also passed as a keyword to
+#: :func:`specinv_cli.api.invert` (its own parameters and :class:`~specinv_cli.options.InversionOptions`'
+#: fields) or to the algorithm (its signature, :mod:`specinv_cli.algorithms.base`), or is a flag
+#: of ``specinv invert`` (where every method option is ``--name``).
+RESERVED_OPTION_NAMES = frozenset("""
+    spec options config input_kind layout length frames callback source
+    method n_iter init seed tol eval_every refine nnls_iters precision device history errors method_options
+    mag stft monitor domain domain_target
+    inputs output output_dir example iters key subtype normalize metric recursive from_list skip_existing
+    batch_size shard block block_frames overlap block_overlap history_file max_memory json as_json quiet
+    debug help version
+    config_name n_fft hop_length win_length window center no_center pad_mode sample_rate sr n_mels fmin
+    fmax mel_scale mel_norm mel_power compression normalization clamp stats
+""".split())
+
+
+def _fail(name: str, why: str) -> None:
+    raise ValueError(f"cannot register method {name!r}: {why}")
+
+
+def _as_options(name: str, options) -> tuple[Option, ...]:
+    if isinstance(options, Mapping):
+        out = []
+        for k, default in options.items():
+            if default is None or type(default) not in _OPTION_TYPES:
+                _fail(name, f"option `{k}` needs a default of type bool, int, float or str (its type is "
+                            f"taken from it), got {default!r}; give an Option for anything else")
+            out.append(Option(str(k), type(default), default, ""))
+        return tuple(out)
+    if isinstance(options, (str, bytes)):
+        _fail(name, f"`options` must be a sequence of Option or a dict name -> default, got {options!r}")
+    try:
+        out = tuple(options)
+    except TypeError:
+        _fail(name, f"`options` must be a sequence of Option or a dict name -> default, got {options!r}")
+    for o in out:
+        if not isinstance(o, Option):
+            _fail(name, f"`options` must hold Option objects, got {o!r}")
+    return out
+
+
+def _validate(m: Method, replace: bool) -> None:
+    """Refuse a method the table, the API or the CLI could not take (``ValueError``)."""
+    if not isinstance(m.name, str) or not _METHOD_NAME.match(m.name):
+        _fail(m.name, "a method name is 1 to 40 characters: a lowercase letter, then lowercase letters, "
+                      "digits, '-' or '_'")
+    if m.name in _TABLE and not replace:
+        where = "a built-in method" if _TABLE[m.name].builtin else f"already registered (from {_TABLE[m.name].origin})"
+        _fail(m.name, f"the name is {where}; pass replace=True to replace it")
+    if m.impl is None and not (isinstance(m.module, str) and m.module and isinstance(m.function, str) and m.function):
+        _fail(m.name, "a Method needs a `module` and `function` naming its algorithm (or a callable)")
+    seen = set()
+    others = {}  # option name -> (type, methods) among the other methods: the CLI has one flag per name
+    for other in _TABLE.values():
+        if other.name != m.name:
+            for o in other.options:
+                others.setdefault(o.name, (o.type, []))[1].append(other.name)
+    for o in m.options:
+        if not isinstance(o.name, str) or not _OPTION_NAME.match(o.name):
+            _fail(m.name, f"option name {o.name!r} must be a lowercase identifier (a letter, then letters, "
+                          f"digits or '_'; up to 40)")
+        if o.name in seen:
+            _fail(m.name, f"option `{o.name}` is given twice")
+        seen.add(o.name)
+        if o.name in RESERVED_OPTION_NAMES:
+            _fail(m.name, f"option `{o.name}` clashes with a keyword of invert() or a flag of 'specinv invert' "
+                          f"(see RESERVED_OPTION_NAMES in {__name__})")
+        if o.type not in _OPTION_TYPES:
+            _fail(m.name, f"option `{o.name}` has type {getattr(o.type, '__name__', o.type)!r}; "
+                          f"options are bool, int, float or str")
+        if o.name in others and others[o.name][0] is not o.type:
+            t, users = others[o.name]
+            _fail(m.name, f"option `{o.name}` is {o.type.__name__} here but {t.__name__} for {', '.join(users)}; "
+                          f"options of the same name share one CLI flag, so they need the same type")
+        try:
+            o.check(o.default, m.name)
+        except ValueError as e:
+            _fail(m.name, f"the default of option `{o.name}` is invalid: {e}")
+
+
+def _add(m: Method, replace: bool) -> Method:
+    with _LOCK:
+        _validate(m, replace)
+        _TABLE[m.name] = m
+    return m
+
+
+def register_method(name: str, fn, options=(), *, summary: str = "", paper: str = "", iterative: bool = True,
+                    ragged: bool = False, replace: bool = False,
+                    check: Callable[[dict], str | None] | None = None, differentiable: bool = False) -> Method:
+    """Add an algorithm to the table: ``invert(..., method=name)`` and ``specinv invert -m name``
+    then run it, and ``specinv methods`` lists it.
+
+    Parameters
+    ----------
+    name : lowercase letters, digits, ``-`` and ``_``, starting with a letter.
+    fn : the algorithm, ``fn(mag [..., F, T], stft, *, n_iter, init, length, monitor, **options)
+        -> waveform [..., length]`` (see :mod:`specinv_cli.algorithms.base`); or a string
+        ``"package.module:function"``, imported only when the method first runs (what a plugin's
+        light spec module gives, so that loading it imports nothing heavy).
+    options : a sequence of :class:`Option`, or a dict name -> default (the type is the default's:
+        bool, int, float or str). Names must not be keywords of :func:`~specinv_cli.api.invert`
+        or flags of ``specinv invert`` (:data:`RESERVED_OPTION_NAMES`); an option of the same name
+        as another method's must have its type (they share one CLI flag).
+    summary, paper : shown by ``specinv methods``.
+    iterative : whether ``n_iter`` applies (a non-iterative method ignores ``n_iter`` and ``init``).
+    ragged : ``fn`` uses only ``stft.forward``/``inverse``/``projector`` and elementwise steps, so
+        it may run on a cross-file ragged batch (see :attr:`Method.ragged`).
+    differentiable : ``fn`` runs differentiable ops when a gradient is wanted, so
+        :mod:`specinv_cli.functional` lets gradients through it.
+    replace : replace a method of that name (a built-in one too) instead of refusing.
+    check : ``check(options) -> message | None``: constraints across options.
+
+    Returns the :class:`Method`. Inside a plugin's entry point the method's ``origin`` is that
+    plugin's distribution, else ``python``.
+
+    Example
+    -------
+    >>> from specinv_cli.algorithms.gla import gla
+    >>> def half_gla(mag, stft, *, n_iter, init, length, monitor, fraction=0.5):
+    ...     return gla(mag, stft, n_iter=round(fraction * n_iter), init=init, length=length, monitor=monitor)
+    >>> m = register_method("half-gla", half_gla, {"fraction": 0.5}, summary="GLA for part of the iterations")
+    >>> m.options[0].type, get_method("half-gla") is m
+    (<class 'float'>, True)
+    >>> unregister_method("half-gla")
+    """
+    if isinstance(fn, str):
+        module, sep, function = fn.partition(":")
+        if not (sep and module and function):
+            _fail(name, f"`fn` as a string is 'package.module:function', got {fn!r}")
+        impl = None
+    elif callable(fn):
+        module, function, impl = getattr(fn, "__module__", None) or "", getattr(fn, "__qualname__", "") or "", fn
+    else:
+        raise TypeError(f"cannot register method {name!r}: `fn` must be callable (the algorithm) or "
+                        f"'package.module:function', got {type(fn).__name__} {fn!r}")
+    if check is not None and not callable(check):
+        raise TypeError(f"cannot register method {name!r}: `check` must be callable, got {check!r}")
+    opts = _as_options(name, options)
+    _load_plugins()  # so that a clash with a plugin is this call's error, not the plugin's
+    with _LOCK:  # a plugin's hook holds the lock while it runs: _LOADING_FROM is its own
+        m = Method(name, module, function, str(summary), str(paper), opts, iterative=bool(iterative),
+                   uses_init=bool(iterative), ragged=bool(ragged), check=check, impl=impl,
+                   differentiable=bool(differentiable), origin=_LOADING_FROM[-1] if _LOADING_FROM else "python")
+        return _add(m, replace)
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method added by :func:`register_method` or a plugin (built-in ones stay; a
+    built-in that was replaced gets its own definition back)."""
+    _load_plugins()
+    with _LOCK:
+        m = _TABLE.get(name)
+        if m is None:
+            raise ValueError(f"unknown method {name!r}")
+        if m.builtin:
+            raise ValueError(f"method {name!r} is built in and cannot be removed")
+        if name in _BUILTIN:
+            _TABLE[name] = _BUILTIN[name]
+        else:
+            del _TABLE[name]
+
+
+def _load_plugins() -> None:
+    """Read the ``specinv.methods`` entry points, once (the first reader does; others wait)."""
+    if _PLUGINS[0] == "done":
+        return
+    with _LOCK:
+        if _PLUGINS[0] != "new":  # done meanwhile, or this thread is loading them (a plugin reads the table)
+            return
+        _PLUGINS[0] = "loading"
+        try:
+            if os.environ.get("SPECINV_NO_PLUGINS", "").strip() not in ("", "0"):
+                return
+            from importlib import metadata
+
+            try:
+                eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+            except Exception as e:  # a broken metadata folder on sys.path
+                _warn(f"cannot read the {ENTRY_POINT_GROUP!r} entry points ({_why(e)}); no plugin methods")
+                return
+            for ep in eps:
+                _load_entry_point(ep)
+        finally:
+            _PLUGINS[0] = "done"
+
+
+def _load_entry_point(ep) -> None:
+    dist = getattr(ep, "dist", None)
+    dist_name = getattr(dist, "name", None) or "an unnamed distribution"
+    before = dict(_TABLE)
+    _LOADING_FROM.append(dist_name)
+    try:
+        obj = ep.load()
+        if isinstance(obj, Method):
+            _add(dataclasses.replace(obj, origin=dist_name), replace=False)
+        elif callable(obj):
+            obj()
+        else:
+            raise TypeError(f"it names an object of type {type(obj).__name__}, not a Method or a callable "
+                            f"that registers methods")
+    except Exception as e:
+        _TABLE.clear()  # nothing half-registered: back to the table before this entry point
+        _TABLE.update(before)
+        _warn(f"plugin entry point '{ep.name} = {ep.value}' (from {dist_name}, group {ENTRY_POINT_GROUP}) "
+              f"failed and was skipped: {_why(e)}")
+    finally:
+        _LOADING_FROM.pop()
+
+
+def _why(e: BaseException) -> str:
+    first = (str(e).splitlines() or [""])[0][:200]
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    # warn_explicit with a file name that has no source: one line on stderr, not two
+    warnings.warn_explicit(message, RuntimeWarning, "specinv", 0)

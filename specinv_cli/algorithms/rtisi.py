@@ -5,7 +5,7 @@ Fourier transform magnitude spectra", IEEE Trans. Audio, Speech, Lang. Process. 
 
 Frames are processed in time order, as on a stream. At step ``m`` the block of ``K = LA + 1``
 active frames ``m .. m + LA`` (``LA`` look-ahead frames; frame ``m + LA`` has just entered)
-is refined ``ceil(n_iter / K)`` times with the frames before ``m`` frozen ("committed"):
+is refined ``ceil(n_iter / K)`` times with the frames before ``m`` frozen ("committed")::
 
     y      = (c + sum_k OLA(w * irfft(X_k))) / E        partial reconstruction on the block
     X_k    <- |S_k| * U(rfft(a_k * y[k-th frame]))       re-analysis, target magnitude imposed

@@ -21,33 +21,23 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from ..algorithms.base import Progress
 
-__all__ = ["DEFAULT_BLOCK", "DEFAULT_OVERLAP", "LongResult", "invert_blocks", "check_blocks", "block_starts", "streaming_metrics"]
+if TYPE_CHECKING:
+    from ..api import InversionResult
+    from ..options import InversionOptions
+
+__all__ = ["DEFAULT_BLOCK", "DEFAULT_OVERLAP", "invert_blocks", "check_blocks", "block_starts", "streaming_metrics"]
 
 #: Frames per block (about 23.8 s at hop 256): ~0.2 GB of working memory per block at n_fft 1024.
 DEFAULT_BLOCK = 2048
 #: Frames shared by neighbouring blocks (about 1.5 s at hop 256).
 DEFAULT_OVERLAP = 128
-
-
-@dataclass
-class LongResult:
-    audio: np.ndarray              # [L] float32
-    metrics: dict[str, float]      # over the whole signal, in the input's domain
-    method: str
-    iterations: int
-    seconds: float
-    device: str
-    domain: str
-    blocks: int
-    history: list[dict] = field(default_factory=list)
 
 
 def check_blocks(block: int, overlap: int) -> None:
@@ -91,20 +81,25 @@ def _fade(n: int) -> np.ndarray:
     return np.sin(0.5 * math.pi * t) ** 2
 
 
-def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, overlap: int = DEFAULT_OVERLAP,
-                  batch: int = 4, method: str | None = None, phase: torch.Tensor | None = None, mel_features: bool = False,
-                  second_pass: int | None = None,
-                  callback: Callable[[Progress], None] | None = None, **kwargs) -> LongResult:
+def invert_blocks(mag: torch.Tensor, options: "InversionOptions | None" = None, *, config,
+                  block: int = DEFAULT_BLOCK, overlap: int = DEFAULT_OVERLAP, batch: int = 4,
+                  phase: torch.Tensor | None = None, mel_features: bool = False, second_pass: int | None = None,
+                  callback: Callable[[Progress], None] | None = None, **kwargs) -> "InversionResult":
     """Invert one long spectrogram ``mag [F, T]`` block by block (see the module docstring).
 
-    ``config`` must already fit the bins (``STFTConfig.with_bins``); ``kwargs`` go to
-    :func:`specinv_cli.api.invert` (``n_iter``, ``init``, ``device``, ``precision``, method
-    options, ...). ``phase`` (unit complex ``[F, T]``) is a complex input's phase. ``callback``
-    gets one :class:`Progress` per finished block (iteration = blocks done).
+    ``config`` must already fit the bins (``STFTConfig.with_bins``); ``options`` (and ``kwargs``
+    overriding its fields, as for :func:`specinv_cli.api.invert`) say how each block is inverted.
+    ``phase`` (unit complex ``[F, T]``) is a complex input's phase. ``callback`` gets one
+    :class:`Progress` per finished block (iteration = blocks done).
+
+    Returns an :class:`~specinv_cli.api.InversionResult` as :func:`~specinv_cli.api.invert`
+    does: ``audio [length]`` (CPU, float32), ``metrics`` 0-dim tensors over the whole signal in the
+    input's domain, ``blocks`` the blocks inverted (both passes).
     """
-    from ..algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
-    from ..api import default_refine, invert
+    from ..algorithms.registry import get_method
+    from ..api import InversionResult, default_method, default_refine, invert, output_problems
     from ..dsp.stft import STFT
+    from ..options import InversionOptions
 
     import time
 
@@ -114,9 +109,11 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
     spans = block_starts(n_frames, block, overlap)
     stft = STFT(config)
     out = np.zeros(stft.default_length(n_frames), dtype=np.float32)
-    m = get_method(method or (DEFAULT_MEL_METHOD if config.is_mel else DEFAULT_METHOD))
-    refine = default_refine(config, m.name, kwargs.get("n_iter", 100)) if kwargs.get("refine") is None else kwargs["refine"]
-    ragged = m.ragged and not refine and kwargs.get("tol", 0) == 0
+    opts = (options or InversionOptions()).replace(**kwargs)
+    m = get_method(opts.method or default_method(config))
+    opts = opts.replace(method=m.name).validate()
+    refine = default_refine(config, m.name, opts.n_iter) if opts.refine is None else opts.refine
+    ragged = m.ragged and not refine and opts.tol == 0
     t0 = time.perf_counter()
     state = {"blocks": 0}
     total_blocks = len(spans) * (2 if len(spans) > 1 else 1)
@@ -135,14 +132,15 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
                     stack[j, :, : e - s] = mag[:, s:e]
                     if ph is not None:
                         ph[j, :, : e - s] = phases[j]
-                res = invert(_as_target(stack, ph, mel_features), config=config, method=m.name,
-                             frames=None if same else [e - s for s, e in group], **{**kwargs, **kw})
-                pieces = [res.audio[j, : res.lengths[j] if res.lengths else None].numpy() for j in range(len(group))]
+                res = invert(_as_target(stack, ph, mel_features), opts, config=config,
+                             frames=None if same else [e - s for s, e in group], **kw)
+                pieces = [res.audio[j, : res.lengths[j] if res.lengths else None].cpu().numpy()
+                          for j in range(len(group))]
             else:
                 pieces = []
                 for (s, e), ph in zip(group, phases):
-                    res = invert(_as_target(mag[:, s:e], ph, mel_features), config=config, method=m.name, **{**kwargs, **kw})
-                    pieces.append(res.audio.reshape(-1).numpy())
+                    res = invert(_as_target(mag[:, s:e], ph, mel_features), opts, config=config, **kw)
+                    pieces.append(res.audio.reshape(-1).cpu().numpy())
             for (s, e), piece in zip(group, pieces):
                 done_to = _stitch(out, piece.astype(np.float32, copy=False), s * stft.hop, done_to)
             _trim_heap()
@@ -161,13 +159,21 @@ def invert_blocks(mag: torch.Tensor, *, config, block: int = DEFAULT_BLOCK, over
         spans2 = block_starts(n_frames + shift, block, overlap)
         spans2 = [(max(0, s - shift), e - shift) for s, e in spans2 if e - shift > 0]
         frames_of = _framer(stft)
-        n2 = kwargs.get("n_iter", 100) // 2 if second_pass is None else second_pass
+        n2 = opts.n_iter // 2 if second_pass is None else second_pass
         # later blocks take their start from ``out`` as pass 2 rewrites it: where a block overlaps
         # one already done, it starts from pass 2's audio, which is only a better start
         res = run(spans2, lambda s, e: _unit(frames_of(out, s, e)), out, n_iter=n2)
     seconds = time.perf_counter() - t0
     metrics = streaming_metrics(out, mag, config, domain=res.domain)
-    return LongResult(out, metrics, m.name, iterations, seconds, res.device, res.domain, total_blocks)
+    audio = torch.from_numpy(out)
+    failures = output_problems(audio[None], mag[None])
+    if opts.errors == "raise" and failures[0]:
+        from ..errors import InversionError
+
+        raise InversionError(failures[0], failures)
+    return InversionResult(audio, {k: torch.tensor(v) for k, v in metrics.items()}, m.name, res.options, iterations,
+                           seconds, res.device, config, domain=res.domain, inferred=dict(res.inferred),
+                           failures=failures, blocks=total_blocks)
 
 
 def _trim_heap() -> None:

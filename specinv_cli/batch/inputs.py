@@ -25,9 +25,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..util.sniff import SUFFIXES
+
 __all__ = ["Entry", "InputsError", "expand", "read_manifest", "shard_spec", "select", "cuda_index"]
 
-SUFFIXES = (".npy", ".npz", ".pt", ".pth")
 
 
 class InputsError(ValueError):
@@ -86,7 +87,7 @@ def expand(args, *, recursive: bool = False, manifest: str | None = None, stdin=
             found = _walk(p, recursive)
             if not found:
                 hint = "" if recursive else " (--recursive to search subfolders)"
-                raise InputsError(f"{arg}: folder holds no .npy/.npz/.pt files{hint}")
+                raise InputsError(f"{arg}: folder holds no {'/'.join(SUFFIXES)} files{hint}")
             for f in found:
                 rel = f.relative_to(p)
                 paths.append((str(f), rel.with_suffix("").as_posix()))

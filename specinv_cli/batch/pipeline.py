@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from ..algorithms.registry import DEFAULT_MEL_METHOD, DEFAULT_METHOD, get_method
+from ..algorithms.registry import get_method
+from ..options import InversionOptions
 
 __all__ = ["Failure", "Settings", "Pipeline"]
 
@@ -36,25 +37,17 @@ class Failure(Exception):
 
 @dataclass
 class Settings:
-    """Everything an ``invert`` call applies to every input (CLI flags, resolved)."""
+    """What an ``invert`` run applies to every input: how to invert (``inversion``, handed to
+    :func:`specinv_cli.api.invert` as is) and what the pipeline does around it (the CLI's flags,
+    resolved)."""
 
     cfg: Any
-    method: str | None = None
-    opts: dict = field(default_factory=dict)
-    n_iter: int = 100
-    init: str = "pghi"
-    seed: int | None = 0
-    tol: float = 0.0
+    inversion: InversionOptions = field(default_factory=InversionOptions)
     input_kind: str = "magnitude"
     key: str | None = None
     length: int | None = None
     subtype: str = "auto"
     normalize: str = "none"
-    device: Any = "cpu"
-    precision: str = "single"
-    eval_every: int = 10
-    refine: int | None = None
-    nnls_iters: int = 100
     limit: tuple = (None, "")
     output: str | None = None
     output_dir: str | None = None
@@ -65,27 +58,29 @@ class Settings:
     block: int = 0
     overlap: int = 0
     block_batch: int = 1
-    history: bool = False
     #: Every file the call reads (inputs, stats, config files): no output may be one of them.
     reads: tuple = ()
     #: Files the call writes by other means (``--history``): no audio output may take them.
     reserved: tuple = ()
 
+    @property
+    def history(self) -> bool:
+        return self.inversion.history
+
     def validate(self) -> None:
         """Refuse settings that would only fail deep inside, before any work (``ValueError``
-        naming the parameter)."""
+        naming the parameter): the inversion's (:meth:`InversionOptions.validate`), then the
+        pipeline's own."""
         from .blocks import check_blocks
 
+        self.inversion.validate()
         check_blocks(self.block, self.overlap)
-        for name, lo in (("batch_size", 1), ("block_batch", 1), ("eval_every", 1), ("n_iter", 0),
-                         ("nnls_iters", 0)):
+        for name, lo in (("batch_size", 1), ("block_batch", 1)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < lo:
                 raise ValueError(f"`{name}` must be an integer >= {lo}, got {v!r}")
         if self.length is not None and (not isinstance(self.length, int) or self.length < 1):
             raise ValueError(f"`length` must be a positive number of samples, got {self.length!r}")
-        if self.seed is not None and not -2 ** 63 <= self.seed < 2 ** 64:
-            raise ValueError(f"`seed` must fit in 64 bits, got {self.seed}")
 
 
 @dataclass
@@ -248,7 +243,9 @@ class Pipeline:
         for i, d in enumerate(dests):
             if d != "-" and i not in bad:
                 self._taken[os.path.realpath(d)] = shown
-        method = s.method or (DEFAULT_MEL_METHOD if item_cfg.is_mel else DEFAULT_METHOD)
+        from ..api import default_method
+
+        method = s.inversion.method or default_method(item_cfg)
         if inferred:
             line = ", ".join(f"{_SHORT.get(k, k)} {v}" for k, v in inferred.items())
             if line != self._said:  # once per change, not once per file of a folder
@@ -291,7 +288,7 @@ class Pipeline:
         cap, origin = self.s.limit
         if cap is None or cap == float("inf"):
             return
-        need = estimate_memory(n_items, n_frames, cfg, length=self.s.length, precision=self.s.precision,
+        need = estimate_memory(n_items, n_frames, cfg, length=self.s.length, precision=self.s.inversion.precision,
                                input_bytes=input_bytes)
         if need > cap:
             import math
@@ -307,8 +304,9 @@ class Pipeline:
         m = get_method(job.method)
         from ..api import default_refine
 
-        refine = default_refine(job.cfg, m.name, s.n_iter) if s.refine is None else s.refine
-        return (s.batch_size > 1 and m.ragged and not refine and s.length is None and s.tol == 0
+        inv = s.inversion
+        refine = default_refine(job.cfg, m.name, inv.n_iter) if inv.refine is None else inv.refine
+        return (s.batch_size > 1 and m.ragged and not refine and s.length is None and inv.tol == 0
                 and job.dests != ["-"] and not self._is_long(job))
 
     def _batch_key(self, job: _Job) -> str:
@@ -325,7 +323,7 @@ class Pipeline:
             return True
         t_max = max(job.target.mag.shape[-1] for job, _ in items)
         cfg = items[0][0].cfg
-        return estimate_memory(len(items), t_max, cfg, precision=self.s.precision) <= cap
+        return estimate_memory(len(items), t_max, cfg, precision=self.s.inversion.precision) <= cap
 
     def _item(self, job: _Job, i: int):
         mag = job.target.mag.reshape(-1, *job.target.mag.shape[-2:])[i]
@@ -371,7 +369,7 @@ class Pipeline:
         per_item = res.seconds / len(items)
         shown = []
         for b, (job, i) in enumerate(items):
-            audio = res.audio[b, : res.lengths[b]].numpy()
+            audio = res.audio[b, : res.lengths[b]].cpu().numpy()
             metrics = {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}
             hist = _item_history(res.history, b)
             try:
@@ -396,7 +394,7 @@ class Pipeline:
             yield from self._input_error(job.name, str(e), [job.dests[i] for i in good],
                                          good if job.n_items > 1 else None)
             return
-        audio = res.audio.reshape(job.n_items, -1).numpy()
+        audio = res.audio.reshape(job.n_items, -1).cpu().numpy()
         flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
         shown = []
         for i in range(job.n_items):
@@ -427,24 +425,23 @@ class Pipeline:
             callback = self.rep.callback_for([label], n_blocks * 2 if n_blocks > 1 else 1)
             try:
                 res = self._call(lambda: invert_blocks(
-                    mag, config=job.cfg, block=s.block, overlap=s.overlap, batch=s.block_batch, method=job.method,
-                    phase=ph, mel_features=job.target.mel_features, callback=callback, **self._kwargs()), job.name)
+                    mag, self._options(job), config=job.cfg, block=s.block, overlap=s.overlap, batch=s.block_batch,
+                    phase=ph, mel_features=job.target.mel_features, callback=callback), job.name)
             except Failure as e:
                 msg = str(e)
                 yield self._item_error(job, i, msg if job.n_items == 1 else
                                        f"{job.label(i)}: {msg.removeprefix(job.name + ': ')}")
                 continue
             try:
-                yield self._write(job, i, res.audio, res.metrics, res, res.seconds, [], blocks=res.blocks,
-                                  inplace=True)
+                yield self._write(job, i, res.audio.numpy(), {k: float(v) for k, v in res.metrics.items()}, res,
+                                  res.seconds, [], blocks=res.blocks, inplace=True, failure=res.failures[0])
             except Failure as e:
                 yield self._item_error(job, i, str(e))
 
     # --- the library calls -----------------------------------------------------------------
-    def _kwargs(self) -> dict:
-        s = self.s
-        return dict(n_iter=s.n_iter, init=s.init, device=s.device, precision=s.precision, seed=s.seed, tol=s.tol,
-                    eval_every=s.eval_every, refine=s.refine, nnls_iters=s.nnls_iters, history=s.history, **s.opts)
+    def _options(self, job: _Job) -> InversionOptions:
+        """The run's inversion options with this input's method; failures are reported per item."""
+        return self.s.inversion.replace(method=job.method, errors="report")
 
     def _invert(self, target, job: _Job, labels, frames=None, name=None):
         """``(result, done)``: ``done(records)`` ends the items' progress bars with the metrics
@@ -456,11 +453,11 @@ class Pipeline:
 
         s = self.s
         m = get_method(job.method)
-        total = s.n_iter if m.iterative else (s.refine or 0)
+        total = s.inversion.n_iter if m.iterative else (s.inversion.refine or 0)
         callback = self.rep.callback_for(labels, max(total, 1))
-        res = self._call(lambda: invert(target, method=job.method, config=job.cfg, length=s.length,
-                                        callback=callback, source=name or job.name, frames=frames,
-                                        errors="report", **self._kwargs()), name or job.name)
+        res = self._call(lambda: invert(target, self._options(job), config=job.cfg, length=s.length,
+                                        callback=callback, source=name or job.name, frames=frames),
+                         name or job.name)
 
         def done(records):
             if callback is not None:

@@ -9,7 +9,8 @@ import sys
 import click
 
 from .._version import __version__
-from .common import CONTEXT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, ignore_signals, install_signal_handlers
+from .common import CONTEXT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, exit_code, ignore_signals, install_signal_handlers
+from .flags import cli_words
 from . import bench, catalog, eval, invert, plot, report, stft
 
 
@@ -127,7 +128,7 @@ def _quiet_stdout() -> None:
 
 
 def _main(argv):
-    from ..errors import StdoutClosed
+    from ..errors import SpecinvError, StdoutClosed
 
     install_signal_handlers()
     try:
@@ -152,6 +153,12 @@ def _main(argv):
             sys.exit(EXIT_USAGE)
         _quiet_stdout()  # its reader went away: end quietly, as Unix tools do
         sys.exit(EXIT_PIPE)
+    except SpecinvError as e:  # a library error no command handled: its one line and its code
+        if "--debug" in argv:
+            raise
+        _cleanup()
+        _say(cli_words(str(e)))
+        sys.exit(exit_code(e))
     except (MemoryError, RuntimeError) as e:  # out of memory is the environment's limit, not a bug
         if "--debug" in argv or isinstance(e, RuntimeError) and not _out_of_memory(e):
             if "--debug" in argv:

@@ -11,8 +11,11 @@ from ..algorithms.registry import REGISTRY
 
 @click.command(context_settings=CONTEXT, short_help="List the algorithms, their papers and options.")
 def methods():
-    """List the algorithms: name, description, paper, options with defaults."""
+    """List the algorithms: name, description, paper, options with defaults. Methods from
+    installed plugins (entry-point group specinv.methods) are marked with their distribution;
+    SPECINV_NO_PLUGINS=1 leaves them out."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="specinv methods", show_lines=False)
@@ -20,8 +23,10 @@ def methods():
         t.add_column(col, overflow="fold")
     for m in REGISTRY.values():
         opts = ", ".join(f"{o.flag} {o.default}" for o in m.options) or "-"
-        kind = "" if m.iterative else " [non-iterative]"
-        t.add_row(m.name, m.summary + kind, m.paper, opts)
+        kind = "" if m.iterative or "non-iterative" in m.summary else " [non-iterative]"
+        if not m.builtin:
+            kind += " [registered in Python]" if m.origin == "python" else f" [plugin: {m.origin}]"
+        t.add_row(*map(escape, (m.name, m.summary + kind, m.paper, opts)))  # "[...]" is text, not markup
     Console().print(t)
 
 

@@ -40,6 +40,21 @@ def parse_size(value):
     return float(m[1]) * 1024 ** _UNITS[m[2]]
 
 
+def exit_code(e: BaseException) -> int:
+    """The exit code for a library error that ends a command: the one table of the mapping.
+    Unusable input, settings, device or output: 2; a closed standard output: 141; an inversion
+    whose audio is unusable: 1 (the run went, its result did not); anything else is a bug: 3."""
+    from ..errors import ConfigError, DeviceError, InputError, InversionError, OutputError, StdoutClosed
+
+    if isinstance(e, StdoutClosed):
+        return EXIT_PIPE
+    if isinstance(e, (InputError, ConfigError, DeviceError, OutputError)):
+        return EXIT_USAGE
+    if isinstance(e, InversionError):
+        return EXIT_PARTIAL
+    return EXIT_INTERNAL
+
+
 def usage(rep, message: str):
     rep.error(message)
     sys.exit(EXIT_USAGE)

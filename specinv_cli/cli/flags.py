@@ -2,7 +2,7 @@
 
 One table, so that ``specinv stft``, ``invert``, ``eval``, ``plot`` and ``report`` take the same
 flags with the same meaning; :data:`SETTING_DESTS` are the keyword names the commands receive
-and hand to ``cli._build_config``.
+and hand to ``specinv_cli.cli.common.build_config``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ SETTINGS = [
     ("--normalization", "normalization", dict(type=click.Choice(["none", "meanvar", "symmetric"]), help="Normalisation after compression [preset's, else none].")),
     ("--stats", "stats", dict(type=click.Path(dir_okay=False), help="Mean/std stats (.npz; ESPnet feats_stats.npz) for meanvar normalisation.")),
 ]
-#: The keywords :func:`cli._build_config` takes as overrides (all but ``config_name``).
+#: The keywords ``specinv_cli.cli.common.build_config`` takes as overrides (all but ``config_name``).
 SETTING_DESTS = [d for _, d, _ in SETTINGS if d != "config_name"]
 
 

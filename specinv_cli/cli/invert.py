@@ -10,7 +10,7 @@ import click
 
 from .common import CONTEXT, EXIT_INTERRUPTED, EXIT_PARTIAL, EXIT_USAGE, build_config, emit_record, ignore_signals, load_torch, parse_size, require_stdout, usage
 from .flags import settings_options
-from ..algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options, get_method
+from ..algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options
 
 
 #: Cross-file batch on CUDA; the CPU default is 1, where batching measured slower
@@ -19,13 +19,16 @@ DEFAULT_CUDA_BATCH = 16
 
 
 def _method_option_decorators():
-    """One click option per distinct method option in the registry (default None = method's)."""
+    """One click option per distinct method option in the registry (default None = method's),
+    plugins' included: reading the registry loads their light spec entry points (not their
+    implementations; a spec that imports torch would make every start, --help too, pay for it)."""
     decos = []
     for name, opt in sorted(all_options().items()):
-        users = [m.name for m in REGISTRY.values() if any(o.name == name for o in m.options)]
+        users = [m.name + ("" if m.builtin else " (plugin)") for m in REGISTRY.values()
+                 if any(o.name == name for o in m.options)]
         defaults = {m.name: o.default for m in REGISTRY.values() for o in m.options if o.name == name}
         shown = ", ".join(f"{k} {v}" for k, v in defaults.items())
-        help_ = f"{opt.help} [{'; '.join(users)}; default: {shown}]"
+        help_ = f"{opt.help + ' ' if opt.help else ''}[{'; '.join(users)}; default: {shown}]"
         if opt.type is bool:
             decos.append(click.option(f"{opt.flag}/--no-{opt.flag[2:]}", name, default=None, help=help_))
         else:
@@ -47,7 +50,7 @@ def _apply(decos):
 @click.option("-o", "--output", type=click.Path(allow_dash=True), help="Output WAV ('-' = stdout). A batched input writes OUTPUT_000.wav, ...")
 @click.option("-O", "--output-dir", type=click.Path(file_okay=False), help="Folder for outputs, named after the inputs (<stem>.wav, <stem>_000.wav for batches).")
 @click.option("--example", is_flag=True, help="Invert the bundled example spectrogram (CC0 guitar chord).")
-@click.option("-m", "--method", default=None, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods') [{DEFAULT_METHOD}; mel input: {DEFAULT_MEL_METHOD}].")
+@click.option("-m", "--method", default=None, metavar="NAME", help=f"Algorithm: {', '.join(REGISTRY)} (see 'specinv methods', plugins included) [{DEFAULT_METHOD}; mel input: {DEFAULT_MEL_METHOD}].")
 @click.option("-n", "--iters", "n_iter", type=click.IntRange(min=0), default=100, show_default=True, help="Iterations of iterative methods.")
 @click.option("--init", type=click.Choice(INITS), default=DEFAULT_INIT, show_default=True, help="Initial phase (a complex input's phase overrides it).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random initial phase.")
@@ -102,20 +105,14 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
     from .flags import cli_words
 
     rep = Reporter(quiet=quiet, metric=metric, words=cli_words)
-    opts = {k: v for k, v in method_options.items() if v is not None}
+    from ..options import InversionOptions
+
+    inversion = InversionOptions(
+        method=method, n_iter=n_iter, init=init, seed=seed, tol=tol, eval_every=eval_every, refine=refine,
+        nnls_iters=nnls_iters, precision=precision, history=history_file is not None,
+        method_options={k: v for k, v in method_options.items() if v is not None})
     try:
-        if method is not None:
-            get_method(method).resolve_options(opts)
-        else:  # the default depends on the input (linear or mel): check the options fit one of them
-            defaults = list(dict.fromkeys((DEFAULT_METHOD, DEFAULT_MEL_METHOD)))
-            errors = []
-            for name in defaults:
-                try:
-                    get_method(name).resolve_options(opts)
-                except ValueError as e:
-                    errors.append(str(e))
-            if len(errors) == len(defaults):
-                raise ValueError(errors[0] + " (give -m to choose a method)")
+        inversion.validate()
     except ValueError as e:
         usage(rep, str(e))
     if example:
@@ -219,12 +216,10 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         batch_size = DEFAULT_CUDA_BATCH if dev.type == "cuda" else 1
 
     settings = Settings(
-        cfg=base_cfg, method=method, opts=opts, n_iter=n_iter, init=init, seed=seed, tol=tol, input_kind=input_kind,
-        key=key, length=length, subtype=subtype, normalize=normalize, device=dev, precision=precision,
-        eval_every=eval_every, refine=refine, nnls_iters=nnls_iters, limit=limit, output=output,
-        output_dir=output_dir, example=example, debug=debug, batch_size=batch_size, skip_existing=skip_existing,
-        block=block, overlap=overlap, block_batch=4 if dev.type == "cuda" else 1,
-        history=history_file is not None, reads=tuple(reads),
+        cfg=base_cfg, inversion=inversion.replace(device=dev), input_kind=input_kind, key=key, length=length,
+        subtype=subtype, normalize=normalize, limit=limit, output=output, output_dir=output_dir, example=example,
+        debug=debug, batch_size=batch_size, skip_existing=skip_existing, block=block, overlap=overlap,
+        block_batch=4 if dev.type == "cuda" else 1, reads=tuple(reads),
         reserved=(history_file,) if history_file else ())
     try:
         settings.validate()

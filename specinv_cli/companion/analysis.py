@@ -58,7 +58,7 @@ SPEC_KINDS = ("magnitude", "power", "db", "log")
 #: Magnitudes below this are floored before ``db``/``log`` (a silent frame would give -inf, which
 #: ``invert`` refuses); 1e-10 is -200 dB, far below any 16-bit or float32 content.
 LOG_FLOOR = 1e-10
-#: LSD: power spectra are floored this many dB below the reference's peak power, so that silent
+#: For the LSD, power spectra are floored this many dB below the reference's peak power, so that silent
 #: bins (where any estimate is "infinitely" wrong in dB) do not dominate the distance.
 LSD_FLOOR_DB = 100.0
 
@@ -249,7 +249,7 @@ def stft_bytes(n_samples: int, cfg, rows: int = 1) -> int:
     return int(rows) * (16 * (int(n_samples) + n_fft) + frames * per_frame)
 
 
-def _mag(audio, cfg, source=None, max_bytes=None):
+def magnitude_of(audio, cfg, source=None, max_bytes=None):
     """STFT magnitude ``[..., F, T]`` (float64 torch) of ``audio [..., L]`` with ``cfg``; its
     size is checked first (:func:`stft_bytes` against ``max_bytes``, ``None``: the available
     memory)."""
@@ -279,8 +279,8 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
     cfg : :class:`~specinv_cli.config.STFTConfig` (framing; with ``n_mels``, the mel front-end).
     mel : write mel features (default: when ``cfg`` has ``n_mels``): ``encode(fb @ |X| ** p)``,
         compressed and normalised as the settings say, decoded by ``invert`` with the same ``cfg``.
-    kind : for linear spectrograms, ``magnitude`` |X|, ``power`` |X|^2, ``db`` 20 log10 |X| or
-        ``log`` ln |X| (floored at :data:`LOG_FLOOR`); read back with ``--input-kind KIND``.
+    kind : for linear spectrograms, ``magnitude`` ``|X|``, ``power`` ``|X|^2``, ``db`` ``20 log10 |X|`` or
+        ``log`` ``ln |X|`` (floored at :data:`LOG_FLOOR`); read back with ``--input-kind KIND``.
 
     Returns float32 ``[..., F, T]`` (``[..., T, F]`` when ``cfg.layout`` is ``tf``): ``F`` is
     ``n_fft // 2 + 1`` (or ``n_fft`` when not ``onesided``) or ``n_mels``; ``T`` =
@@ -299,7 +299,7 @@ def analyze(audio, cfg, *, mel: bool | None = None, kind: str = "magnitude", sou
     if mel and kind != "magnitude":
         raise ValueError(f"--kind {kind} is for linear spectrograms; mel features are encoded as the settings "
                          f"say (compression {cfg.compression}, normalization {cfg.normalization})")
-    mag = _mag(audio, cfg, source, max_bytes)
+    mag = magnitude_of(audio, cfg, source, max_bytes)
     if mel:
         from ..dsp.mel import MelTransform, encode
 
@@ -332,6 +332,8 @@ class ComparisonError(InputError):
 class CompareOptions:
     """What a comparison may do deliberately instead of refusing (see :func:`check_comparison`).
 
+    Attributes
+    ----------
     truncate : cut or zero-pad audio whose length the target's framing does not explain to the
         target's length (against a reference recording: both to the shorter).
     resample : resample audio whose rate is not the settings' ``sample_rate`` (soxr).
@@ -527,8 +529,8 @@ def lsd(est, ref, cfg, floor_db: float = LSD_FLOOR_DB) -> float:
     n = min(len(est), len(ref))
     if n == 0:
         return float("nan")
-    p_est = _mag(np.asarray(est)[:n], cfg) ** 2
-    p_ref = _mag(np.asarray(ref)[:n], cfg) ** 2
+    p_est = magnitude_of(np.asarray(est)[:n], cfg) ** 2
+    p_ref = magnitude_of(np.asarray(ref)[:n], cfg) ** 2
     eps = max(float(p_ref.max()), 1e-30) * 10 ** (-floor_db / 10)
     d = 10 * ((p_ref + eps).log10() - (p_est + eps).log10())
     return float(d.pow(2).mean(dim=-2).sqrt().mean())

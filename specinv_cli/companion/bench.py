@@ -165,9 +165,9 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
     s2.copy_(s1)
     steps: dict[str, Callable[[], Any]] = {}
     if proj._use_jit():  # the fused CPU path: four calls per iteration (see Projector.gla_step)
-        from ..dsp.stft import _kernels, _rows
+        from ..dsp.stft import as_rows, jit_kernels
 
-        J, nchunk = _kernels()
+        J, nchunk = jit_kernels()
         N = stft.n_fft
         X = proj._spectrum(s1)
         frames = torch.fft.irfft(X, n=N, dim=-1)
@@ -178,7 +178,7 @@ def fgla_breakdown(mag, stft, *, length: int | None = None, repeat: int = 30) ->
         else:
             steps["framing and window + rfft"] = lambda: proj._spectrum(s1)
             label = "magnitude projection, one kernel"
-        steps[label] = lambda: J.window_conv_project(_rows(X), p_a._m_np, proj._ktaps, N, p_a._eps2, nchunk)
+        steps[label] = lambda: J.window_conv_project(as_rows(X), p_a._m_np, proj._ktaps, N, p_a._eps2, nchunk)
         steps["irfft"] = lambda: torch.fft.irfft(X, n=N, dim=-1)
         steps["overlap-add + envelope + padding + momentum, one kernel"] = (
             lambda: proj._overlap_add(frames, y, s2, 0.99))

@@ -97,7 +97,7 @@ def display_spectrogram(target, cfg):
     return target.mag.to(torch.float64)[: cfg.n_fft // 2 + 1].numpy(), 1.0, "linear"
 
 
-def _estimate(audio, cfg, n_frames, domain):
+def estimate_of(audio, cfg, n_frames, domain):
     """The output's spectrogram in the target's domain, ``n_frames`` frames. ``audio`` is what
     :func:`~specinv_cli.companion.analysis.check_comparison` passed: ``[L]`` at the settings' rate."""
     import torch
@@ -216,7 +216,7 @@ def spectrogram_png(path, target, cfg, outputs=(), *, title: str | None = None, 
           vmin=-top_db, vmax=0)
     scs = []
     for k, (label, chk) in enumerate(checked):
-        est = _estimate(chk.audio, cfg, n_frames, domain)
+        est = estimate_of(chk.audio, cfg, n_frames, domain)
         s = float(sc(torch.from_numpy(est), torch.from_numpy(ref)))
         scs.append(s)
         est_db = to_db(est, power, peak, top_db)

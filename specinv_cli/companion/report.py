@@ -183,7 +183,7 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
 
 
 def _images(it, target, cfg, methods, loaded):
-    from .plot import _estimate, display_spectrogram, spectrogram_thumbnail
+    from .plot import estimate_of, display_spectrogram, spectrogram_thumbnail
 
     out = {}
     if target is not None:
@@ -200,15 +200,15 @@ def _images(it, target, cfg, methods, loaded):
             if target is not None:
                 if compared is None:  # refused or not scored: no picture that would pass for a comparison
                     continue
-                est = _estimate(compared, cfg, n_frames, domain)
+                est = estimate_of(compared, cfg, n_frames, domain)
                 out[m] = spectrogram_thumbnail(est, cfg, domain, power, peak=peak, title=m)
             else:  # nothing to compare with: the output's own spectrogram, as 'specinv stft' makes it
                 lin = cfg.replace(n_mels=None) if cfg.is_mel else cfg
-                from .analysis import _mag, resample
+                from .analysis import magnitude_of, resample
 
                 mono = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
                 name = str(it.outputs[m])
-                mag = _mag(resample(mono, sr, cfg.sample_rate, source=name), lin, name).numpy()
+                mag = magnitude_of(resample(mono, sr, cfg.sample_rate, source=name), lin, name).numpy()
                 out[m] = spectrogram_thumbnail(mag, lin, "linear", 1.0, title=m)
         except (InputError, ValueError):
             pass

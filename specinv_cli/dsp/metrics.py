@@ -46,6 +46,7 @@ def ser(est: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
     return 10 * (torch.log10(_norm2(est) + _TINY) - torch.log10(_norm2(est - ref) + _TINY))
 
 
+#: The metrics by name, as ``metric`` options and JSON records name them.
 METRICS = {"sc": sc, "snr": snr, "ser": ser}
 HIGHER_IS_BETTER = {"sc": False, "snr": True, "ser": True}
 

@@ -172,7 +172,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _kernels():
+def jit_kernels():
     """The kernels with numba's thread count set to torch's (per calling thread)."""
     J = _jit()
     n = torch.get_num_threads()
@@ -207,7 +207,7 @@ def cosine_taps(window: torch.Tensor, max_taps: int = 3):
 _PAD_CODES = {"constant": 1, "reflect": 2, "replicate": 3, "circular": 4}  # jit.overlap_add's mode
 
 
-def _rows(z: torch.Tensor):
+def as_rows(z: torch.Tensor):
     """Numpy view ``[rows, 2 F]`` of a contiguous complex ``[..., F]`` CPU tensor."""
     return torch.view_as_real(z).reshape(-1, 2 * z.shape[-1]).numpy()
 
@@ -305,11 +305,11 @@ class MagnitudeProjection:
                 or (torch.is_grad_enabled() and x.requires_grad)):
             return out.copy_(magnitude_projection(self.mag, x, self.eps))
         if self._m_np is not None and _jit_ready(x.dtype.to_real()) and not x.is_conj():
-            J, _ = _kernels()
+            J, _ = jit_kernels()
             if out.data_ptr() == x.data_ptr():
-                J.project(_rows(x_tf), self._m_np, self._eps2)
+                J.project(as_rows(x_tf), self._m_np, self._eps2)
             else:
-                J.project_into(_rows(x_tf), self._m_np, _rows(o_tf), self._eps2)
+                J.project_into(as_rows(x_tf), self._m_np, as_rows(o_tf), self._eps2)
             return out
         xr = torch.view_as_real(x_tf)
         re, im = xr[..., 0], xr[..., 1]
@@ -437,7 +437,7 @@ class STFT:
 
     def project(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """Projection onto consistent spectrograms, ``STFT(ISTFT(spec))``, same frame count.
-        Returns a new tensor (see :meth:`projector` for writing into a buffer)."""
+        Returns a new tensor (see :meth:`STFT.projector` for writing into a buffer)."""
         n_frames = spec.shape[-1]
         proj = self.projector(spec.shape, length)
         if proj.fast:
@@ -637,8 +637,8 @@ class Projector:
         fused = self._use_jit()
         spec = self._spectrum(sig, fused)
         if fused and self._taps is not None:
-            J, nchunk = _kernels()
-            J.window_conv(_rows(spec), self._taps, s.n_fft, nchunk)
+            J, nchunk = jit_kernels()
+            J.window_conv(as_rows(spec), self._taps, s.n_fft, nchunk)
         spec = spec.view(*self.lead, T, s.n_freqs).transpose(-1, -2)
         return spec if out is None else out.copy_(spec)
 
@@ -660,7 +660,7 @@ class Projector:
         """Numba path of ``synth`` after the ``irfft``: ``y [B, W]`` from ``frames [B, T, n_fft]``;
         with ``prev``, also ``prev <- y + alpha (y - prev)``."""
         s = self.stft
-        J, nchunk = _kernels()
+        J, nchunk = jit_kernels()
         yn = y.numpy()
         pn = yn if prev is None else prev.view(y.shape).numpy()
         J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, pn, s.hop, float(alpha),
@@ -681,9 +681,9 @@ class Projector:
         the method's update of the spectrograms ``states``, projection onto ``p_a``'s target)
         with scalar ``params``; returns the result as a spectrogram ``[..., F, T]``."""
         s = self.stft
-        J, nchunk = _kernels()
+        J, nchunk = jit_kernels()
         X = self._spectrum(sig)
-        getattr(J, kernel)(_rows(X), *(_rows(z.transpose(-1, -2)) for z in states), p_a._m_np, self._ktaps,
+        getattr(J, kernel)(as_rows(X), *(as_rows(z.transpose(-1, -2)) for z in states), p_a._m_np, self._ktaps,
                            s.n_fft, *(float(v) for v in params), p_a._eps2, nchunk)
         return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
 

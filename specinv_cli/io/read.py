@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..util.limits import check_bytes, fmt_bytes, host_memory, name_list
-from ..util.sniff import looks_like  # noqa: F401  (also read's: messages about inputs)
+from ..util.sniff import SUFFIXES, looks_like  # noqa: F401  (also read's: messages about inputs)
 from ..util.text import describe_os_error
 from .spectrogram import InputError, Target, interpret
 
 __all__ = ["SUFFIXES", "load_array", "peek_array", "load_spectrogram", "example_path", "check_readable",
            "read_stream_bytes", "looks_like"]
 
-SUFFIXES = (".npy", ".npz", ".pt", ".pth")
 #: ``auto``: PCM_16 when the audio fits full scale, else 32-bit float (see :func:`encode_audio`).
 
 

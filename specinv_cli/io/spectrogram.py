@@ -11,7 +11,7 @@ import torch
 
 __all__ = ["InputError", "INPUT_KINDS", "LAYOUTS", "Target", "interpret"]
 
-#: ``magnitude``: |X|; ``power``: |X|^2; ``db``: 20 log10 |X|; ``log``: ln |X|;
+#: ``magnitude``: ``|X|``; ``power``: ``|X|^2``; ``db``: ``20 log10 |X|``; ``log``: ``ln |X|``;
 #: ``complex``: X itself (complex dtype, or real with a trailing axis of 2 = (re, im)).
 INPUT_KINDS = ("magnitude", "power", "db", "log", "complex")
 LAYOUTS = ("ft", "tf")

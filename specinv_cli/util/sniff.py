@@ -1,7 +1,11 @@
 """What a file appears to be from its first bytes, in words (for one-line error messages)."""
 from __future__ import annotations
 
-__all__ = ["looks_like"]
+__all__ = ["SUFFIXES", "looks_like"]
+
+#: Spectrogram files by extension (the readers are in :mod:`specinv_cli.io.read`; folders are
+#: searched for these): the one list, so that adding a format is one place here and its reader.
+SUFFIXES = (".npy", ".npz", ".pt", ".pth")
 
 
 def looks_like(head: bytes) -> str:
