@@ -29,7 +29,7 @@ import torch
 from ..dsp.stft import STFT, fit_frames
 from .base import Monitor
 
-__all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint"]
+__all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint", "stft_adjoint", "spectral_loss", "minimize_lbfgs"]
 
 
 class _STFTFunction(torch.autograd.Function):
@@ -44,26 +44,23 @@ class _STFTFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        stft, L = ctx.stft, ctx.length
-        N = stft.n_fft
-        lead = grad.shape[:-2]
-        g = grad.reshape(-1, *grad.shape[-2:]).transpose(1, 2)  # [B, T, F]
-        # Re(sum over the one-sided bins of g_k e^{2 pi i k n / N}) = N/2 irfft(g') with the
-        # bins that irfft counts once (DC, and Nyquist for even N) doubled.
-        g = torch.cat([g[..., :1] * 2, g[..., 1:-1], g[..., -1:] * (2 if N % 2 == 0 else 1)], dim=-1)
-        frames = torch.fft.irfft(g, n=N, dim=-1) * (stft.window * (N / 2 * stft._scale))
-        y = stft._overlap_add(frames)
-        if stft.pad:  # centred frames, or explicit padding (HiFi-GAN framing)
-            p = stft.pad
-            full = L + 2 * p
-            y = y[:, :full] if y.shape[-1] >= full else torch.nn.functional.pad(y, (0, full - y.shape[-1]))
-            gx = y[:, p:p + L].clone()
-            if stft.pad_mode == "reflect" and L > p:  # padded[i] = x[p - i], padded[p + L + i] = x[L - 2 - i]
-                gx[:, 1:p + 1] += y[:, :p].flip(-1)
-                gx[:, L - 1 - p:L - 1] += y[:, p + L:].flip(-1)
-        else:
-            gx = y[:, :L] if y.shape[-1] >= L else torch.nn.functional.pad(y, (0, L - y.shape[-1]))
-        return gx.reshape(*lead, L), None
+        return stft_adjoint(ctx.stft, grad, ctx.length), None
+
+
+def stft_adjoint(stft: STFT, grad: torch.Tensor, length: int) -> torch.Tensor:
+    """The adjoint of ``x -> stft.forward(x)`` for real ``x [..., length]`` applied to ``grad
+    [..., F, T]`` (torch's convention for a real loss of a complex output: ``dL/dRe + i dL/dIm``),
+    i.e. the gradient of the loss with respect to ``x``; reflect or zero padding."""
+    L = length
+    N = stft.n_fft
+    lead = grad.shape[:-2]
+    g = grad.reshape(-1, *grad.shape[-2:]).transpose(1, 2)  # [B, T, F]
+    # Re(sum over the one-sided bins of g_k e^{2 pi i k n / N}) = N/2 irfft(g') with the
+    # bins that irfft counts once (DC, and Nyquist for even N) doubled.
+    g = torch.cat([g[..., :1] * 2, g[..., 1:-1], g[..., -1:] * (2 if N % 2 == 0 else 1)], dim=-1)
+    frames = torch.fft.irfft(g, n=N, dim=-1) * (stft.window * (N / 2 * stft._scale))
+    gx = _unpad_adjoint(stft, stft._overlap_add(frames), L)
+    return gx.reshape(*lead, L)
 
 
 def stft_with_adjoint(stft: STFT, x: torch.Tensor) -> torch.Tensor:
@@ -78,7 +75,9 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
                    x0: torch.Tensor, *, n_iter: int = 100, monitor: Monitor | None = None,
                    monitor_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
                    lr: float = 1.0, history_size: int = 10,
-                   line_search: str | None = "strong_wolfe") -> torch.Tensor:
+                   line_search: str | None = "strong_wolfe",
+                   loss_grad: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
+                   ) -> torch.Tensor:
     """Minimise ``sum_items ||transform(x) - target||^2 / ||target||^2`` over waveforms ``x``.
 
     Parameters
@@ -90,6 +89,9 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
     n_iter : L-BFGS iterations (each may evaluate ``transform`` more than once in the line search).
     monitor : gets ``monitor_fn(x)`` (default ``transform(x)``) after each iteration; may stop.
     lr, history_size, line_search : passed to :class:`torch.optim.LBFGS`.
+    loss_grad : ``loss_grad(x, weight) -> (loss, dloss/dx)`` in closed form for this ``transform``
+        and ``target`` (e.g. :func:`spectral_loss`): the iterations then run :func:`minimize_lbfgs`
+        on it, with no autograd; ``transform`` only levels a silent start.
 
     Returns the waveform ``[..., L]`` (detached).
     """
@@ -110,6 +112,20 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
     weight = 1.0 / target.pow(2).sum(dim=(-2, -1)).clamp_min(torch.finfo(target.dtype).tiny)
     weight = torch.where(live, weight, torch.zeros_like(weight))
+    fn = monitor_fn or transform
+    if loss_grad is not None:
+        def fun(z):
+            loss, gx = loss_grad(z * scale, weight)
+            return loss, gx * scale
+
+        def step(i, z):
+            if not bool(torch.isfinite(z).all()):
+                return True
+            return monitor.step(i, lambda: fn(z * scale))
+
+        with torch.no_grad():
+            z = minimize_lbfgs(fun, x0 / scale, n_iter=n_iter, history_size=history_size, lr=lr, step=step)
+        return torch.nan_to_num(z * scale, nan=0.0, posinf=0.0, neginf=0.0)
     z = (x0 / scale).clone().requires_grad_(True)
     with torch.enable_grad():
         # One iteration per step() so the monitor sees each; max_eval bounds the line search
@@ -132,7 +148,6 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
                 with torch.no_grad():
                     z.copy_(prev)
                 break
-            fn = monitor_fn or transform
             if monitor.step(i, lambda: fn((z * scale).detach())):
                 break
     return torch.nan_to_num((z * scale).detach(), nan=0.0, posinf=0.0, neginf=0.0)
@@ -142,7 +157,7 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
           length: int | None = None, monitor: Monitor | None = None, lr: float = 1.0,
           history_size: int = 10, power: float = 1.0,
           domain: Callable[[torch.Tensor], torch.Tensor] | None = None,
-          domain_target: torch.Tensor | None = None) -> torch.Tensor:
+          domain_target: torch.Tensor | None = None, gradient: str = "analytic") -> torch.Tensor:
     """L-BFGS on the waveform against ``|STFT(x)|^power`` (Decorsière et al. 2015).
 
     Parameters
@@ -160,6 +175,11 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
     domain, domain_target : optional differentiable map of ``|STFT(x)|^power`` (e.g. a mel
         filterbank, :class:`specinv_cli.dsp.mel.MelTransform`) and the target in that domain; the
         monitor then receives ``domain(|STFT(x)|)``. ``mag`` only supplies the start.
+    gradient : ``analytic`` (default): the loss and its gradient in closed form
+        (:func:`spectral_loss`) with a hand-written L-BFGS (:func:`minimize_lbfgs`), for the
+        magnitude and for a mel ``domain`` (a :class:`~specinv_cli.dsp.mel.MelTransform`) with
+        reflect or zero padding; ``autograd``: ``torch.optim.LBFGS`` on autograd, the reference,
+        and what any other ``domain`` or padding uses.
 
     Example
     -------
@@ -190,13 +210,219 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
         # p < 1: (|c|^2 + tiny)^(p/2) keeps the gradient finite at c = 0.
         return fit((c.real.square() + c.imag.square() + tiny).pow(power / 2))
 
+    if gradient not in ("analytic", "autograd"):
+        raise ValueError(f"`gradient` must be analytic or autograd, got {gradient!r}")
+    closed = gradient == "analytic" and not (stft.pad and stft.pad_mode not in ("reflect", "constant"))
     if domain is not None:
         if domain_target is None:
             raise ValueError("domain given without domain_target")
+        fb = getattr(domain, "fb", None)
+        known = closed and fb is not None and hasattr(domain, "power")  # a filterbank: closed form
+
+        def mel_loss_grad(x, weight):
+            return spectral_loss(x, stft, domain_target, weight, n_frames=n_frames,
+                                 power=power * float(domain.power), fb=fb.to(x.dtype))
         return lbfgs_waveform(domain_target, lambda x: domain(magnitude(x)), x0, n_iter=n_iter,
                               monitor=monitor, monitor_fn=lambda x: domain(fit(stft.forward(x).abs())),
-                              lr=lr, history_size=history_size)
+                              lr=lr, history_size=history_size, loss_grad=mel_loss_grad if known else None)
     target = mag if power == 1 else mag.pow(power)
+
+    def loss_grad(x, weight):
+        return spectral_loss(x, stft, target, weight, n_frames=n_frames, power=power)
     return lbfgs_waveform(target, magnitude, x0, n_iter=n_iter, monitor=monitor,
                           monitor_fn=lambda x: fit(stft.forward(x).abs()),
-                          lr=lr, history_size=history_size)
+                          lr=lr, history_size=history_size, loss_grad=loss_grad if closed else None)
+
+
+def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: torch.Tensor, *, n_frames: int,
+                  power: float = 1.0, fb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(loss, grad)`` of ``sum_items weight * ||D(|STFT(x)|^power) - target||^2`` in closed form.
+
+    ``x [..., L]``; ``target [..., F', n_frames]``; ``weight`` of the batch shape; ``D`` is the
+    identity, or ``fb @`` (a mel filterbank ``[F', F]``). With ``c = STFT(x)``, ``m = |c|``,
+    ``r = D(m^p) - target``: ``dL/dm = 2 w p m^(p-1) D^T r`` and ``dL/dc = dL/dm * c / m``
+    (the phase of the current STFT), and ``dL/dx`` is the STFT's adjoint of that: windowed
+    inverse FFTs overlap-added (:func:`stft_adjoint`). One FFT pair and two small matrix products
+    per call, in the frames' own ``[T, F]`` layout: no autograd graph, no transposes. For ``p < 1``,
+    ``m^p`` is ``(m^2 + tiny)^(p/2)`` as in :func:`lbfgs`. Reflect or zero padding.
+    """
+    lead, L = x.shape[:-1], x.shape[-1]
+    N = stft.n_fft
+    xs = stft._pad(x.reshape(-1, L))
+    c = torch.fft.rfft(xs.unfold(-1, N, stft.hop) * stft.window, dim=-1)  # [B, T', F]
+    if stft.normalized:
+        c.mul_(stft._scale)
+    t_all = c.shape[1]
+    if t_all != n_frames:
+        c = c[:, :n_frames] if t_all > n_frames else torch.nn.functional.pad(c, (0, 0, 0, n_frames - t_all))
+    m = c.abs()
+    tiny = torch.finfo(m.dtype).tiny
+    if power == 1:
+        a = m
+    elif power > 1:
+        a = m.pow(power)
+    else:
+        a = (m.square() + tiny).pow(power / 2)
+    tgt = target.reshape(-1, *target.shape[-2:]).transpose(1, 2)  # [B, T, F'] (a view)
+    est = torch.matmul(a, fb.transpose(0, 1)) if fb is not None else a
+    r = est - tgt
+    w2 = 2 * weight.reshape(-1, 1, 1)
+    loss = (r.square().sum(dim=(1, 2)) * weight.reshape(-1)).sum()
+    # dL/dc = 2 w (D^T r) p m^(p-1) c / m. The adjoint's bin weight (irfft counts DC and Nyquist
+    # once) goes into D^T's columns, 2 w into r (the smaller side); c / m needs no case for
+    # m = 0, where c = 0 too: m is only floored so that the quotient stays finite.
+    binw = _bin_weight(stft, m.dtype, m.device)
+    ga = torch.matmul(r * w2, fb * binw) if fb is not None else r * (w2 * binw)
+    floor = tiny ** 0.5
+    if power == 1:
+        k = ga / m.clamp_min(floor)
+    elif power > 1:
+        k = ga * (power * m.clamp_min(floor).pow(power - 2))
+    else:
+        k = ga * (power * (m.square() + tiny).pow(power / 2 - 1))
+    gc = c * k
+    if t_all != n_frames:
+        gc = gc[:, :t_all] if n_frames > t_all else torch.nn.functional.pad(gc, (0, 0, 0, t_all - n_frames))
+    frames = torch.fft.irfft(gc, n=N, dim=-1)
+    frames.mul_(stft.window * (N / 2 * stft._scale))
+    return loss, _unpad_adjoint(stft, stft._overlap_add(frames), L).reshape(*lead, L)
+
+
+def _bin_weight(stft: STFT, dtype, device) -> torch.Tensor:
+    """``[F]``: 2 for the bins ``irfft`` counts once (DC, and Nyquist for even ``n_fft``), else 1."""
+    key = (dtype, str(device))
+    cache = stft.__dict__.setdefault("_bin_weight_cache", {})
+    w = cache.get(key)
+    if w is None:
+        w = torch.ones(stft.n_freqs, dtype=dtype, device=device)
+        w[0] = 2
+        if stft.n_fft % 2 == 0:
+            w[-1] = 2
+        cache[key] = w
+    return w
+
+
+def _unpad_adjoint(stft: STFT, y: torch.Tensor, L: int) -> torch.Tensor:
+    """The adjoint of ``stft._pad`` (reflect or zero) on the overlap-added ``y [B, >= L + 2 pad]``."""
+    if not stft.pad:
+        return y[:, :L] if y.shape[-1] >= L else torch.nn.functional.pad(y, (0, L - y.shape[-1]))
+    p = stft.pad
+    full = L + 2 * p
+    y = y[:, :full] if y.shape[-1] >= full else torch.nn.functional.pad(y, (0, full - y.shape[-1]))
+    gx = y[:, p:p + L].clone()
+    if stft.pad_mode == "reflect" and L > p:  # padded[i] = x[p - i], padded[p + L + i] = x[L - 2 - i]
+        gx[:, 1:p + 1] += y[:, :p].flip(-1)
+        gx[:, L - 1 - p:L - 1] += y[:, p + L:].flip(-1)
+    return gx
+
+
+def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
+    """Minimiser of the cubic through ``(t1, f1, g1)`` and ``(t2, f2, g2)``, clipped to ``[lo, hi]``
+    (the bisection when the cubic has none)."""
+    d1 = g1 + g2 - 3 * (f1 - f2) / (t1 - t2)
+    disc = d1 * d1 - g1 * g2
+    if disc >= 0:
+        d2 = disc ** 0.5 * (1 if t2 > t1 else -1)
+        t = t2 - (t2 - t1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
+        if t == t and lo <= t <= hi:  # not NaN, inside
+            return t
+        return min(max(t, lo), hi) if t == t else (lo + hi) / 2
+    return (lo + hi) / 2
+
+
+def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
+    """A step ``t`` along ``d`` meeting the strong Wolfe conditions (Nocedal & Wright, Algorithms
+    3.5 and 3.6, cubic interpolation). Returns ``(f, g, t, evaluations)``."""
+    def at(t):
+        f, g = fun(x + t * d)
+        return float(f), g, float(torch.dot(g.reshape(-1), d.reshape(-1)))
+
+    t_prev, f_prev, g_prev, gtd_prev = 0.0, f0, g0, gtd0
+    evals = 0
+    bracket = None
+    while evals < max_evals:
+        f, g, gtd = at(t)
+        evals += 1
+        if f != f:  # NaN: step back
+            t = (t_prev + t) / 2
+            continue
+        if f > f0 + c1 * t * gtd0 or (evals > 1 and f >= f_prev):
+            bracket = [(t_prev, f_prev, g_prev, gtd_prev), (t, f, g, gtd)]
+            break
+        if abs(gtd) <= -c2 * gtd0:
+            return f, g, t, evals
+        if gtd >= 0:
+            bracket = [(t, f, g, gtd), (t_prev, f_prev, g_prev, gtd_prev)]
+            break
+        t_next = _cubic_min(t_prev, f_prev, gtd_prev, t, f, gtd, t + 0.01 * (t - t_prev), t * 10)
+        t_prev, f_prev, g_prev, gtd_prev = t, f, g, gtd
+        t = t_next
+    else:
+        return f, g, t, evals
+    lo, hi = bracket  # lo: the lower value; the minimiser lies between them
+    while evals < max_evals:
+        a, b = sorted((lo[0], hi[0]))
+        width = b - a
+        if width <= 1e-9 * max(b, 1e-30):
+            break
+        t = _cubic_min(lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a + 0.1 * width, b - 0.1 * width)
+        f, g, gtd = at(t)
+        evals += 1
+        if f > f0 + c1 * t * gtd0 or f >= lo[1]:
+            hi = (t, f, g, gtd)
+        else:
+            if abs(gtd) <= -c2 * gtd0:
+                return f, g, t, evals
+            if gtd * (hi[0] - lo[0]) >= 0:
+                hi = lo
+            lo = (t, f, g, gtd)
+    return lo[1], lo[2], lo[0], evals
+
+
+def minimize_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], z0: torch.Tensor, *,
+                   n_iter: int, history_size: int = 10, lr: float = 1.0,
+                   step: Callable[[int, torch.Tensor], bool] | None = None) -> torch.Tensor:
+    """L-BFGS (Nocedal & Wright, Algorithm 7.5: two-loop recursion, strong Wolfe line search) on a
+    function ``fun(z) -> (value, gradient)`` of one tensor, without autograd. ``step(i, z)`` is
+    called after iteration ``i`` and stops the run when it returns True. As ``torch.optim.LBFGS``
+    with ``max_iter=1`` per step: the first step is ``lr * min(1, 1 / ||g||_1)``, later ones ``lr``
+    scaled by the history; curvature pairs with ``s . y <= 1e-10 |s| |y|`` are not kept."""
+    z = z0.clone()
+    f, g = fun(z)
+    f = float(f)
+    S, Y, rho = [], [], []
+    for i in range(1, n_iter + 1):
+        if not float(g.abs().max()) > 1e-12:  # stationary (torch's tolerance_grad)
+            break
+        q = g.reshape(-1).clone()
+        alphas = []
+        for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(rho)):
+            a_ = r_ * float(torch.dot(s_, q))
+            alphas.append(a_)
+            q.sub_(y_, alpha=a_)
+        if Y:
+            q.mul_(float(torch.dot(S[-1], Y[-1]) / torch.dot(Y[-1], Y[-1])))
+        for (s_, y_, r_), a_ in zip(zip(S, Y, rho), reversed(alphas)):
+            b_ = r_ * float(torch.dot(y_, q))
+            q.add_(s_, alpha=a_ - b_)
+        d = -q.reshape(z.shape)
+        gtd = float(torch.dot(g.reshape(-1), d.reshape(-1)))
+        if gtd > -1e-30:  # not a descent direction (rounding): restart from the gradient
+            S, Y, rho = [], [], []
+            d, gtd = -g, -float(g.reshape(-1).square().sum())
+        t = lr * min(1.0, 1.0 / float(g.abs().sum())) if i == 1 else lr
+        f_new, g_new, t, _ = _strong_wolfe(fun, z, t, d, f, g, gtd)
+        if not (f_new == f_new and f_new < float("inf")):
+            break  # never hand back a broken estimate
+        s_vec = (t * d).reshape(-1)
+        y_vec = (g_new - g).reshape(-1)
+        sy = float(torch.dot(s_vec, y_vec))
+        if sy > 1e-10 * float(s_vec.norm() * y_vec.norm()):  # curvature, relative to the step's scale
+            if len(S) == history_size:
+                S.pop(0), Y.pop(0), rho.pop(0)
+            S.append(s_vec), Y.append(y_vec), rho.append(1.0 / sy)
+        z = z + t * d
+        f, g = f_new, g_new
+        if step is not None and step(i, z):
+            break
+    return z
