@@ -5,6 +5,8 @@
    as .npy; then, in the same run:
    - ``specinv invert DIR -O out --batch-size 16`` (one process),
    - ``specinv invert DIR -O out --batch-size 1`` (one process, no cross-file batching),
+   - ``specinv invert DIR -O out`` (the default: on the CPU, batches of one length only),
+   and the same three on as many fixed 2 s segments (plain batches),
    - ``for f in DIR/*.npy; do specinv invert "$f" -o out/...; done`` (a process per file),
    all with the default method and iterations. Reports wall times and their ratios, and checks
    that every output exists with the right length.
@@ -38,7 +40,7 @@ CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"
 SPECINV = [sys.executable, "-m", "specinv_cli"]
 
 
-def make_pieces(folder: Path, n: int, seed: int = 0) -> list[Path]:
+def make_pieces(folder: Path, n: int, seed: int = 0, seconds: float | None = None) -> list[Path]:
     import torch
 
     rng = np.random.default_rng(seed)
@@ -48,7 +50,7 @@ def make_pieces(folder: Path, n: int, seed: int = 0) -> list[Path]:
     for i in range(n):
         x = clips[i % len(clips)]
         sr = 22050
-        dur = int(rng.uniform(1.0, 3.0) * sr)
+        dur = int((seconds or rng.uniform(1.0, 3.0)) * sr)
         start = int(rng.integers(0, max(1, len(x) - dur)))
         piece = torch.from_numpy(np.ascontiguousarray(x[start:start + dur]))
         mag = torch.stft(piece, 1024, 256, window=win, center=True, return_complex=True).abs().numpy()
@@ -81,16 +83,24 @@ def main() -> None:
         # warm the numba cache once so no contender pays PGHI's first compilation
         subprocess.run(SPECINV + ["invert", str(paths[0]), "-o", str(work / "warm.wav"), "-q"], cwd=str(ROOT))
 
-        for bs in (16, 1):
-            out = work / f"batch{bs}"
-            t, proc = timed(SPECINV + ["invert", str(src), "-O", str(out), "--batch-size", str(bs), "-q", "--json"])
-            assert proc.returncode == 0, proc.stderr.decode()
-            wavs = sorted(out.glob("*.wav"))
-            assert len(wavs) == len(paths)
-            for p, f in zip(paths, frames):
-                assert sf.info(str(out / (p.stem + ".wav"))).frames == (f - 1) * 256
-            res[f"one_call_batch{bs}_s"] = round(t, 2)
-            print(f"one call, --batch-size {bs}: {t:.1f} s", flush=True)
+        # fixed-length segments (what `specinv stft` of fixed segments gives): plain batches
+        fixed = work / "fixed"
+        fixed.mkdir()
+        fixed_paths = make_pieces(fixed, a.pieces, seed=1, seconds=2.0)
+        for label, folder, ps in (("", src, paths), ("fixed_", fixed, fixed_paths)):
+            fr = [np.load(p, mmap_mode="r").shape[-1] for p in ps]
+            for bs in (16, 1, None):
+                name = "default" if bs is None else str(bs)
+                out = work / f"{label}batch{name}"
+                flag = [] if bs is None else ["--batch-size", str(bs)]
+                t, proc = timed(SPECINV + ["invert", str(folder), "-O", str(out), *flag, "-q", "--json"])
+                assert proc.returncode == 0, proc.stderr.decode()
+                wavs = sorted(out.glob("*.wav"))
+                assert len(wavs) == len(ps)
+                for p, f in zip(ps, fr):
+                    assert sf.info(str(out / (p.stem + ".wav"))).frames == (f - 1) * 256
+                res[f"{label}one_call_batch{name}_s"] = round(t, 2)
+                print(f"{label or 'pieces '}one call, --batch-size {name}: {t:.1f} s", flush=True)
 
         loop_paths = paths if a.loop_sample <= 0 else paths[: a.loop_sample]
         out = work / "loop"
@@ -134,7 +144,12 @@ def main() -> None:
           "| run | wall s | / shell loop |", "|---|---|---|",
           f"| one call, --batch-size 16 | {res['one_call_batch16_s']} | **{res['ratio_batch16_vs_loop']}** |",
           f"| one call, --batch-size 1 | {res['one_call_batch1_s']} | {res['ratio_batch1_vs_loop']} |",
+          f"| one call, default (CPU: one-length batches of 16) | {res['one_call_batchdefault_s']} | "
+          f"{round(res['one_call_batchdefault_s'] / res['shell_loop_s'], 4)} |",
           f"| shell loop, one call per file | {res['shell_loop_s']} | 1 |", "",
+          f"The same count of fixed 2 s segments: --batch-size 16 {res['fixed_one_call_batch16_s']} s, "
+          f"--batch-size 1 {res['fixed_one_call_batch1_s']} s, default {res['fixed_one_call_batchdefault_s']} s "
+          f"(default / --batch-size 1: **{round(res['fixed_one_call_batchdefault_s'] / res['fixed_one_call_batch1_s'], 2)}**).", "",
           f"Shell loop timed on {res['shell_loop_files_timed']} files" +
           ("" if res['shell_loop_files_timed'] == res['pieces'] else " and scaled to all") + ".", "",
           "## Three bad files among the good ones", "",

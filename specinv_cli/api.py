@@ -268,6 +268,11 @@ def invert(spec, options: InversionOptions | None = None, *, config: STFTConfig 
         refine = 0
         t_idx = torch.arange(target.mag.shape[-1], device=dev)
         mask = (t_idx[None, :] < torch.tensor(frames, device=dev)[:, None]).to(real)[:, None, :]
+    # a "ragged" batch whose items all have the full length is a plain batch: the plain STFT (the
+    # fused path) with each item's own start, as alone
+    uniform = frames is not None and min(frames) == target.mag.shape[-1]
+    if uniform:
+        mask = None
     mel_op, scale = None, None
     if cfg.is_mel:
         from .dsp.mel import MelTransform, decode
@@ -303,7 +308,7 @@ def invert(spec, options: InversionOptions | None = None, *, config: STFTConfig 
         raise ValueError(f"refine must be between 0 and the iterations ({n_iter}), got {refine}")
     n_phase = n_iter - refine if m.iterative else 0
 
-    if frames is not None:
+    if frames is not None and not uniform:
         from .dsp.ragged import RaggedSTFT
 
         stft = RaggedSTFT(cfg, frames, device=dev, dtype=real)
@@ -373,7 +378,7 @@ def invert(spec, options: InversionOptions | None = None, *, config: STFTConfig 
     iterations = monitor.iterations if m.iterative else 0
     if callback is not None:
         callback(Progress(iterations, monitor.n_iter, final, done=True))
-    lengths = list(stft.lengths) if frames is not None else None
+    lengths = None if frames is None else [stft.default_length(t) for t in frames] if uniform else list(stft.lengths)
     failures = output_problems(audio, target.mag if not target.mel_features else domain_target)
     if errors == "raise" and any(failures):
         bad = [(i, f) for i, f in enumerate(failures) if f]

@@ -125,3 +125,16 @@ def test_invert_works_under_inference_mode(mag):
     assert res.iterations == 4 and not res.audio.is_inference()
     assert torch.equal(res.audio, outside.audio)  # the same computation, only outside inference mode
     assert float(direct.metrics["sc"]) < float(invert(mag, config=cfg, method="lbfgs", n_iter=0).metrics["sc"])
+
+
+@pytest.mark.parametrize("init", ["random", "pghi"])
+def test_a_batch_of_one_length_gives_each_item_as_alone(mag, init):
+    """frames all at the full length: the plain (fused) batch, each item from its own start."""
+    cfg = STFTConfig().with_bins(mag.shape[-2], "t")
+    other = mag.flip(-1).contiguous()
+    both = invert(torch.stack([mag, other]).double(), config=cfg, method="fgla", n_iter=6, init=init,
+                  frames=[mag.shape[-1]] * 2)
+    assert both.lengths == [both.audio.shape[-1]] * 2
+    for b, m in enumerate((mag, other)):
+        alone = invert(m.double(), config=cfg, method="fgla", n_iter=6, init=init)
+        torch.testing.assert_close(both.audio[b], alone.audio, rtol=0, atol=1e-9 * float(alone.audio.abs().max()))

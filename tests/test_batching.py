@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,46 @@ def test_cli_batch_size_gives_the_same_files(tmp_path, capsys, corpus):
         b, _ = read_wav(tmp_path / "b1" / f"p{i}.wav")
         assert a.shape == b.shape == ((np.load(names[i]).shape[-1] - 1) * 256,)
         assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
+
+
+def test_cpu_default_batches_items_of_one_length(tmp_path, capsys, corpus):
+    """Without --batch-size on the CPU, items of the same length run as one plain batch (the fused
+    path) and others one by one; the files equal --batch-size 1's to float64 rounding."""
+    names = []
+    for i, secs in enumerate([1.0, 1.0, 1.5, 1.0, 1.5, 0.7]):
+        m = reference_magnitude(load_clip(corpus[i], secs, 0.3)).numpy()
+        np.save(tmp_path / f"p{i}.npy", m)
+        names.append(tmp_path / f"p{i}.npy")
+    common = ["-n", "12", "--precision", "double", "--subtype", "FLOAT", "--json", "--device", "cpu"]
+    rc1, out1, err = run(capsys, "invert", *names, "-O", tmp_path / "d", *common)
+    assert rc1 == 0, err
+    rc2, _, err = run(capsys, "invert", *names, "-O", tmp_path / "b1", "--batch-size", "1", *common)
+    assert rc2 == 0, err
+    recs = {Path(r["output"]).stem: r for r in map(json.loads, out1.splitlines()[:-1])}
+    assert {k: v["batch"] for k, v in recs.items()} == {"p0": 3, "p1": 3, "p3": 3, "p2": 2, "p4": 2, "p5": 1}
+    for i in range(6):
+        a, _ = read_wav(tmp_path / "d" / f"p{i}.wav")
+        b, _ = read_wav(tmp_path / "b1" / f"p{i}.wav")
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-6 * np.abs(b).max()
+
+
+def test_one_length_queues_hold_at_most_a_batch(tmp_path):
+    """Queues per length would otherwise keep every distinct-length input loaded until the end."""
+    from specinv_cli.batch.pipeline import Pipeline, Settings
+    from specinv_cli.cli.progress import Reporter
+    from specinv_cli.config import load_preset
+    from specinv_cli.options import InversionOptions
+
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        np.save(tmp_path / f"s{i}.npy", rng.random((129, 10 + i)).astype(np.float32))
+    pipe = Pipeline(Settings(cfg=load_preset("default", explicit=False), inversion=InversionOptions(method="gla", n_iter=2),
+                             batch_size=4, ragged_batches=False, output_dir=str(tmp_path / "o")), Reporter(quiet=True))
+    (tmp_path / "o").mkdir()
+    seen = []
+    for i in range(9):
+        seen += list(pipe.feed(str(tmp_path / f"s{i}.npy")))
+        assert sum(map(len, pipe._queues.values())) <= 4
+    seen += list(pipe.flush())
+    assert sorted(r["output"] for r in seen) == sorted(str(tmp_path / "o" / f"s{i}.wav") for i in range(9))
+    assert all(r["status"] == "ok" and r["batch"] == 1 for r in seen)

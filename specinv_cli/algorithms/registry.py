@@ -390,7 +390,7 @@ RESERVED_OPTION_NAMES = frozenset("""
     mag stft monitor domain domain_target
     inputs output output_dir example iters key subtype normalize metric recursive from_list skip_existing
     batch_size shard block block_frames overlap block_overlap history_file max_memory json as_json quiet
-    debug help version
+    debug help version threads
     config_name n_fft hop_length win_length window center no_center pad_mode sample_rate sr n_mels fmin
     fmax mel_scale mel_norm mel_power compression normalization clamp stats
 """.split())

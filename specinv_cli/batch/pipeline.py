@@ -58,6 +58,10 @@ class Settings:
     block: int = 0
     overlap: int = 0
     block_batch: int = 1
+    #: Batch items of different lengths together (the ragged operator), or only items of one
+    #: length (a plain batch on the fused path; the CPU default, where the ragged operator costs
+    #: more than batching saves: benchmarks/batch.py).
+    ragged_batches: bool = True
     #: Every file the call reads (inputs, stats, config files): no output may be one of them.
     reads: tuple = ()
     #: Files the call writes by other means (``--history``): no audio output may take them.
@@ -157,6 +161,11 @@ class Pipeline:
                 if len(q) >= self.s.batch_size:
                     yield from self._run_batch(q)
                     q.clear()
+            # one-length batches wait per length: hold no more than a batch's worth in all
+            while not self.s.ragged_batches and sum(map(len, self._queues.values())) > self.s.batch_size:
+                oldest = next(q for q in self._queues.values() if q)
+                yield from self._run_batch(oldest)
+                oldest.clear()
             return
         if self._is_long(job):
             yield from self._run_long(job)
@@ -310,7 +319,8 @@ class Pipeline:
                 and job.dests != ["-"] and not self._is_long(job))
 
     def _batch_key(self, job: _Job) -> str:
-        return f"{job.cfg!r}|{job.method}|{job.target.phase is not None}|{job.target.mel_features}"
+        key = f"{job.cfg!r}|{job.method}|{job.target.phase is not None}|{job.target.mel_features}"
+        return key if self.s.ragged_batches else f"{key}|{job.target.mag.shape[-1]}"
 
     def _is_long(self, job: _Job) -> bool:
         return bool(self.s.block) and job.target.mag.shape[-1] > self.s.block

@@ -78,9 +78,14 @@ def require_stdout(fail, what: str) -> None:
         fail(f"{what} writes to standard output, which is closed")
 
 
-def load_torch(fail) -> None:
+def load_torch(fail, threads: int | None = None) -> None:
     """Import torch (and numpy) now, in a command's body, where failing to (a tight ``ulimit
-    -v`` makes its C extensions fail in several ways) is one line from ``fail``, not exit 3."""
+    -v`` makes its C extensions fail in several ways) is one line from ``fail``, not exit 3.
+    First the thread pools are sized and their wait policy chosen
+    (:func:`specinv_cli.util.threads.configure`: ``threads``, default what the process may use)."""
+    from ..util.threads import configure
+
+    configure(threads)
     try:
         import torch  # noqa: F401
     except (ImportError, MemoryError, OSError, SystemError) as e:

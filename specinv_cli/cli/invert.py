@@ -13,9 +13,9 @@ from .flags import settings_options
 from ..algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options
 
 
-#: Cross-file batch on CUDA; the CPU default is 1, where batching measured slower
-#: (benchmarks/batch.py, benchmarks/results/batch.md).
-DEFAULT_CUDA_BATCH = 16
+#: Items inverted together by default: of any lengths on CUDA, of one length on the CPU, where
+#: only that measured faster than one by one (benchmarks/batch.py, benchmarks/results/batch.md).
+DEFAULT_BATCH = 16
 
 
 def _method_option_decorators():
@@ -70,7 +70,7 @@ def _apply(decos):
 @click.option("-r", "--recursive", is_flag=True, help="Folders given as inputs are searched in subfolders too (outputs mirror them under -O).")
 @click.option("--from-list", "from_list", metavar="FILE", help="Also invert the paths listed in FILE, one per line ('-' = stdin; '#' comments).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs already exist (resume an interrupted run).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items inverted together (padded to the longest, trimmed after); GLA-family methods only, others go one by one [CUDA: 16; CPU: 1, where padding and the general operator cost more than batching saves].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items inverted together (of different lengths: padded to the longest, each inverted as alone); GLA-family methods only, others go one by one [16; on the CPU, by default, only items of the same length are batched, where batching others costs more than it saves].")
 @click.option("--shard", metavar="I/N", help="Process shard I of N (round-robin over the inputs) [from RANK/WORLD_SIZE or SLURM_* when set].")
 @click.option("--block-frames", "block", type=click.IntRange(min=0), default=2048, show_default=True, help="Inputs longer than this many frames are inverted in overlapping blocks, cross-faded (0 = never).")
 @click.option("--block-overlap", "overlap", type=click.IntRange(min=0), default=128, show_default=True, help="Frames shared by neighbouring blocks.")
@@ -78,6 +78,7 @@ def _apply(decos):
 @click.option("--max-memory", callback=lambda c, p, v: parse_size(v), metavar="SIZE",
               help="Refuse inputs whose inversion would need more memory than this (e.g. 512M, 16G; 'none' = no "
                    "limit) [available memory: MemAvailable, or free CUDA memory].")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N", help="CPU threads for torch, MKL and numba [what the process may use: its CPU affinity and quota]. When the machine is already busy the thread pools sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless set).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per output on stdout, then a summary line.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress or info on stderr (errors and warnings still shown).")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks for errors.")
@@ -87,7 +88,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
            n_mels, fmin, fmax, mel_scale, mel_norm, mel_power, compression, clamp, normalization, stats,
            refine, nnls_iters, length, subtype, normalize, device, precision, metric, eval_every, max_memory,
            as_json, quiet, debug, recursive, from_list, skip_existing, batch_size, shard, block, overlap,
-           history_file, **method_options):
+           history_file, threads, **method_options):
     """Invert spectrogram files (.npy, .npz, .pt) to WAV.
 
     \b
@@ -122,7 +123,7 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         inputs = (str(example_path()),)
     if not inputs and not from_list:
         usage(rep, "no input given; pass spectrogram files or folders, '-' for stdin, --from-list FILE, or --example")
-    load_torch(lambda m: usage(rep, m))
+    load_torch(lambda m: usage(rep, m), threads)
     from ..errors import OutputError
     from ..io.write import check_outputs, is_stdout
 
@@ -212,14 +213,17 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         limit = (max_memory, "--max-memory")
     from ..batch.pipeline import Pipeline, Settings
 
+    # CPU default: batches of one length only (a plain batch pays there; the ragged operator does
+    # not); an explicit --batch-size, or CUDA, batches any lengths
+    ragged_batches = batch_size is not None or dev.type == "cuda"
     if batch_size is None:
-        batch_size = DEFAULT_CUDA_BATCH if dev.type == "cuda" else 1
+        batch_size = DEFAULT_BATCH
 
     settings = Settings(
         cfg=base_cfg, inversion=inversion.replace(device=dev), input_kind=input_kind, key=key, length=length,
         subtype=subtype, normalize=normalize, limit=limit, output=output, output_dir=output_dir, example=example,
         debug=debug, batch_size=batch_size, skip_existing=skip_existing, block=block, overlap=overlap,
-        block_batch=4 if dev.type == "cuda" else 1, reads=tuple(reads),
+        block_batch=4 if dev.type == "cuda" else 1, ragged_batches=ragged_batches, reads=tuple(reads),
         reserved=(history_file,) if history_file else ())
     try:
         settings.validate()
