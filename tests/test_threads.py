@@ -23,21 +23,36 @@ def test_usable_cpus_is_the_affinity_mask():
         assert n <= len(os.sched_getaffinity(0))
 
 
-@pytest.mark.parametrize("load, n, cpus, busy", [(0.2, 2, 2, False), (1.0, 2, 2, True), (0.9, 1, 2, False),
-                                                 (1.6, 1, 2, True), (3.0, 4, 8, False), (5.0, 4, 8, True)])
+@pytest.mark.parametrize("load, n, cpus, busy", [(0, 2, 2, False), (1, 2, 2, True), (1, 1, 2, False),
+                                                 (2, 1, 2, True), (4, 4, 8, False), (5, 4, 8, True)])
 def test_busy_elsewhere_means_oversubscribed(monkeypatch, load, n, cpus, busy):
-    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(threads, "runnable_elsewhere", lambda: float(load))
     assert threads.busy_elsewhere(n, cpus) is busy
 
 
-@pytest.mark.parametrize("load, policy", [(0.1, None), (1.6, "PASSIVE")])
+def test_runnable_elsewhere_counts_a_busy_process():
+    """The instantaneous count sees a spinning process at once (the 1-minute average would not)."""
+    idle = min(threads.runnable_elsewhere() for _ in range(5))
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.3)
+        busy = max(threads.runnable_elsewhere() for _ in range(20))
+    finally:
+        spin.kill()
+        spin.wait()
+    assert busy >= idle + 1 or not os.path.exists("/proc/loadavg")
+
+
+@pytest.mark.parametrize("load, policy", [(0, None), (2, "PASSIVE")])
 def test_configure_before_torch_sets_the_pools(load, policy):
     """In a fresh process: the thread count reaches torch, and pools sleep only when busy."""
     code = f"""
 import os
-os.getloadavg = lambda: ({load}, {load}, {load})
-from specinv_cli.util.threads import configure
-n = configure(1)
+from specinv_cli.util import threads
+threads.runnable_elsewhere = lambda: {load}
+n = threads.configure(1)
 import torch
 print(n, torch.get_num_threads(), os.environ.get("OMP_WAIT_POLICY"), os.environ["NUMBA_NUM_THREADS"])
 """

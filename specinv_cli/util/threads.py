@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["usable_cpus", "busy_elsewhere", "configure"]
+__all__ = ["usable_cpus", "runnable_elsewhere", "busy_elsewhere", "configure"]
 
 
 def usable_cpus() -> int:
@@ -31,15 +31,26 @@ def usable_cpus() -> int:
     return max(1, n)
 
 
-def busy_elsewhere(threads: int, cpus: int | None = None) -> bool:
-    """Whether ``threads`` more busy threads would oversubscribe the usable CPUs: the 1-minute load
-    average (runnable tasks, this process not yet among them) plus ``threads`` exceeds the CPUs
-    by half a task or more (a quiet machine's load is a few tenths)."""
+def runnable_elsewhere() -> float:
+    """Tasks running or ready to run now, other than this process: the kernel's instantaneous
+    count (``/proc/loadavg``'s ``running/total``), not the load average, which lags by a minute
+    and would count the previous command of a shell loop; the 1-minute average where there is no
+    such count."""
     try:
-        load = os.getloadavg()[0]
+        with open("/proc/loadavg") as f:
+            return max(0.0, float(f.read().split()[3].split("/")[0]) - 1)  # minus the reader
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.getloadavg()[0]
     except (AttributeError, OSError):
-        return False
-    return load + threads >= (cpus or usable_cpus()) + 0.5
+        return 0.0
+
+
+def busy_elsewhere(threads: int, cpus: int | None = None) -> bool:
+    """Whether ``threads`` more busy threads would oversubscribe the usable CPUs: the tasks
+    runnable elsewhere (:func:`runnable_elsewhere`) plus ``threads`` exceed the CPUs."""
+    return runnable_elsewhere() + threads > (cpus or usable_cpus())
 
 
 def configure(threads: int | None = None) -> int:
