@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,16 +45,6 @@ def file_sc(wav: Path, target: np.ndarray) -> float:
     return streaming_metrics(audio, torch.as_tensor(target), cfg)["sc"]
 
 
-def _cpu() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iters", type=int, default=100)
@@ -80,7 +69,9 @@ def main() -> None:
                              sc_float_file=round(file_sc(tmp / "float" / f"{stem}.wav", target), 4)))
     med = {k: statistics.median(r[k] for r in rows) for k in ("sc_reported", "sc_file", "sc_float_file")}
     worst = max(abs(r["sc_reported"] - r["sc_file"]) for r in rows)
-    machine = f"{_cpu()}, torch {torch.__version__}"
+    from specinv_cli.companion.bench import cpu_name
+
+    machine = f"{cpu_name()}, torch {torch.__version__}"
     stamp = datetime.date.today().isoformat()
     lines = [f"# Level-faithful output ({stamp}, {machine}, {args.iters} iterations, default method)", "",
              "SC of each WAV as written (read back) against its spectrogram, and the SC `--json` reported.", "",

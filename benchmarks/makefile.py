@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -32,16 +31,6 @@ sys.path.insert(0, str(ROOT))
 CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=12)
@@ -49,6 +38,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
+    from specinv_cli.companion.bench import cpu_name
     from specinv_cli.config import STFTConfig
     from specinv_cli.dsp.stft import STFT
 

@@ -29,7 +29,7 @@ import torch
 from ..dsp.stft import STFT, fit_frames
 from .base import Monitor
 
-__all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint", "stft_adjoint", "spectral_loss", "minimize_lbfgs"]
+__all__ = ["lbfgs", "lbfgs_waveform", "stft_with_adjoint", "stft_adjoint", "has_adjoint", "spectral_loss", "minimize_lbfgs"]
 
 
 class _STFTFunction(torch.autograd.Function):
@@ -51,22 +51,31 @@ def stft_adjoint(stft: STFT, grad: torch.Tensor, length: int) -> torch.Tensor:
     """The adjoint of ``x -> stft.forward(x)`` for real ``x [..., length]`` applied to ``grad
     [..., F, T]`` (torch's convention for a real loss of a complex output: ``dL/dRe + i dL/dIm``),
     i.e. the gradient of the loss with respect to ``x``; reflect or zero padding."""
-    L = length
-    N = stft.n_fft
     lead = grad.shape[:-2]
     g = grad.reshape(-1, *grad.shape[-2:]).transpose(1, 2)  # [B, T, F]
-    # Re(sum over the one-sided bins of g_k e^{2 pi i k n / N}) = N/2 irfft(g') with the
-    # bins that irfft counts once (DC, and Nyquist for even N) doubled.
-    g = torch.cat([g[..., :1] * 2, g[..., 1:-1], g[..., -1:] * (2 if N % 2 == 0 else 1)], dim=-1)
-    frames = torch.fft.irfft(g, n=N, dim=-1) * (stft.window * (N / 2 * stft._scale))
-    gx = _unpad_adjoint(stft, stft._overlap_add(frames), L)
-    return gx.reshape(*lead, L)
+    return _adjoint_frames(stft, g * _bin_weight(stft, g.real.dtype, g.device), length).reshape(*lead, length)
+
+
+def _adjoint_frames(stft: STFT, g: torch.Tensor, length: int) -> torch.Tensor:
+    """The STFT's adjoint on frame-major ``g [B, T, F]`` whose bins already carry
+    :func:`_bin_weight`: Re(sum over the one-sided bins of g_k e^{2 pi i k n / N}) is N/2
+    irfft(g) once the bins irfft counts once are doubled; then windowed, overlap-added and
+    unpadded. Returns ``[B, length]``."""
+    N = stft.n_fft
+    frames = torch.fft.irfft(g, n=N, dim=-1)
+    frames.mul_(stft.window * (N / 2 * stft._scale))
+    return _unpad_adjoint(stft, stft._overlap_add(frames), length)
+
+
+def has_adjoint(stft: STFT) -> bool:
+    """Whether :func:`stft_adjoint` covers ``stft``'s padding (none, reflect or zero)."""
+    return not stft.pad or stft.pad_mode in ("reflect", "constant")
 
 
 def stft_with_adjoint(stft: STFT, x: torch.Tensor) -> torch.Tensor:
     """``stft.forward(x)``, differentiable with a fast hand-written backward (reflect or zero
     padding); other padding modes go through plain autograd."""
-    if stft.pad and stft.pad_mode not in ("reflect", "constant"):
+    if not has_adjoint(stft):
         return stft.forward(x)
     return _STFTFunction.apply(x, stft)
 
@@ -212,7 +221,7 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
 
     if gradient not in ("analytic", "autograd"):
         raise ValueError(f"`gradient` must be analytic or autograd, got {gradient!r}")
-    closed = gradient == "analytic" and not (stft.pad and stft.pad_mode not in ("reflect", "constant"))
+    closed = gradient == "analytic" and has_adjoint(stft)
     if domain is not None:
         if domain_target is None:
             raise ValueError("domain given without domain_target")
@@ -283,9 +292,7 @@ def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: tor
     gc = c * k
     if t_all != n_frames:
         gc = gc[:, :t_all] if n_frames > t_all else torch.nn.functional.pad(gc, (0, 0, 0, t_all - n_frames))
-    frames = torch.fft.irfft(gc, n=N, dim=-1)
-    frames.mul_(stft.window * (N / 2 * stft._scale))
-    return loss, _unpad_adjoint(stft, stft._overlap_add(frames), L).reshape(*lead, L)
+    return loss, _adjoint_frames(stft, gc, L).reshape(*lead, L)
 
 
 def _bin_weight(stft: STFT, dtype, device) -> torch.Tensor:

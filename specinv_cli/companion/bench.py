@@ -48,6 +48,20 @@ def _sync_for(device) -> Callable[[], None]:
     return lambda: None
 
 
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``'s model name), else what ``platform`` says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine_info(threads: int | None = None) -> dict[str, Any]:
     """Date, CPU model (``/proc/cpuinfo``), cores, threads, torch (and CUDA device) versions."""
     import os
@@ -56,16 +70,7 @@ def machine_info(threads: int | None = None) -> dict[str, Any]:
 
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    info = {"date": str(date.today()), "cpu": cpu, "arch": platform.machine(), "cores": os.cpu_count(),
+    info = {"date": str(date.today()), "cpu": cpu_name(), "arch": platform.machine(), "cores": os.cpu_count(),
             "threads": threads if threads is not None else torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version()}
     if torch.cuda.is_available():
