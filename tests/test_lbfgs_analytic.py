@@ -126,3 +126,96 @@ def test_other_padding_and_user_domains_use_autograd(speech, monkeypatch):
     y = lbfgs(mag, stft, n_iter=3, length=speech.shape[-1], domain=lambda s: s.sqrt(), domain_target=mag.sqrt())
     assert calls == [] and bool(torch.isfinite(y).all())
     np.testing.assert_array_equal(y.shape, (1, speech.shape[-1]))
+
+
+FUSED_FRAMINGS = {  # the fast path's framings (hop divides n_fft), cosine-sum windows
+    "centred-reflect": dict(n_fft=64, hop_length=16),
+    "centred-constant": dict(n_fft=64, hop_length=16, pad_mode="constant"),
+    "hifigan-pad": dict(n_fft=64, hop_length=16, center=False, pad=24),
+    "uncentred": dict(n_fft=64, hop_length=16, center=False),
+    "blackman-normalized": dict(n_fft=64, hop_length=8, window="blackman", normalized=True),
+}
+
+
+@pytest.mark.parametrize("framing", FUSED_FRAMINGS)
+@pytest.mark.parametrize("power", [1.0, 2.0, 0.5])
+@pytest.mark.parametrize("mel", [False, True])
+def test_the_fused_loss_is_its_torch_twin(framing, power, mel, kernels, monkeypatch):
+    """The numba kernels of the closed-form loss (the window as taps along frequency on both
+    sides, the linear p = 1 residual and gradient in one kernel) against autograd in float64, on
+    both CPU paths; the jit run must really take the fused path and the torch run must not."""
+    import specinv_cli.algorithms.lbfgs as L
+
+    taken = []
+    fused = L._spectral_loss_fused
+    monkeypatch.setattr(L, "_spectral_loss_fused", lambda *a: taken.append(1) or fused(*a))
+    torch.manual_seed(2)
+    cfg = STFTConfig(**FUSED_FRAMINGS[framing], n_mels=12 if mel else None, sample_rate=8000)
+    stft = STFT(cfg, dtype=torch.float64)
+    x = torch.randn(2, 400, dtype=torch.float64)
+    n_frames = stft.n_frames(400)
+    fb = MelTransform(cfg, dtype=torch.float64).fb if mel else None
+    target = torch.rand(2, 12 if mel else stft.n_freqs, n_frames, dtype=torch.float64)
+    weight = torch.tensor([1.0, 0.3], dtype=torch.float64)
+    with torch.no_grad():
+        loss, grad = spectral_loss(x, stft, L._frame_major(target), weight, n_frames=n_frames, power=power, fb=fb)
+    assert taken == ([1] if kernels == "jit" else [])
+    xr = x.clone().requires_grad_(True)
+    ref = _autograd_loss(xr, stft, target, weight, n_frames, power, fb)
+    ref.backward()
+    torch.testing.assert_close(loss, ref.detach(), rtol=1e-12, atol=0)
+    # float64 rounding of one FFT pair (the taps add a few terms per bin), relative to the scale
+    err = float((grad - xr.grad).abs().max() / xr.grad.abs().max())
+    assert err < 1e-11, err
+
+
+def _plain_lbfgs(fun, z0, n_iter, history_size):
+    """The reference: the textbook two-loop recursion over lists of vectors (Nocedal & Wright,
+    Algorithm 7.4), with the same line search, first step and curvature test as minimize_lbfgs."""
+    import specinv_cli.algorithms.lbfgs as L
+
+    z = z0.clone()
+    f, g = fun(z)
+    S, Y, path = [], [], []
+    for i in range(1, n_iter + 1):
+        q = g.clone()
+        alphas = []
+        for s_, y_ in zip(reversed(S), reversed(Y)):
+            alphas.append(float(s_ @ q) / float(s_ @ y_))
+            q -= alphas[-1] * y_
+        if S:
+            q *= float(S[-1] @ Y[-1]) / float(Y[-1] @ Y[-1])
+        for s_, y_, a in zip(S, Y, reversed(alphas)):
+            q += (a - float(y_ @ q) / float(s_ @ y_)) * s_
+        d = -q
+        t = min(1.0, 1.0 / float(g.abs().sum())) if i == 1 else 1.0
+        f_new, g_new, t, _, z_new = L._strong_wolfe(fun, z, t, d, float(f), g, float(g @ d))
+        s_, y_ = t * d, g_new - g
+        if float(s_ @ y_) > 1e-10 * float(s_.norm() * y_.norm()):
+            S, Y = (S + [s_])[-history_size:], (Y + [y_])[-history_size:]
+        z, f, g = z_new, f_new, g_new
+        path.append(z)
+    return path
+
+
+def test_vector_free_lbfgs_is_the_two_loop_recursion():
+    """minimize_lbfgs keeps its history as one matrix and runs the recursion on its Gram matrix;
+    on a non-quadratic problem (a spectrogram's closed-form loss, float64) every iterate equals the
+    textbook recursion's, through more iterations than the history holds (slots reused)."""
+    torch.manual_seed(3)
+    stft = STFT(STFTConfig(n_fft=64, hop_length=16), dtype=torch.float64)
+    x = torch.randn(600, dtype=torch.float64)
+    target = stft.forward(torch.randn(600, dtype=torch.float64)).abs()
+    weight = torch.ones((), dtype=torch.float64) / target.square().sum()
+
+    def fun(z):
+        return spectral_loss(z, stft, target, weight, n_frames=target.shape[-1])
+
+    ref = _plain_lbfgs(fun, x, 12, 3)
+    got = []
+    minimize_lbfgs(fun, x, n_iter=12, history_size=3, step=lambda i, z: got.append(z.clone()) and False)
+    assert len(got) == len(ref) == 12
+    for i, (a, b) in enumerate(zip(got, ref)):  # float64 rounding, growing along the path (1e-14 seen)
+        err = float((a - b).norm() / (ref[i] - (ref[i - 1] if i else x)).norm())
+        assert err < 1e-10, (i, err)
+    assert float((got[-1] - x).norm()) > 1e-3 * float(x.norm())  # and it moved

@@ -22,8 +22,10 @@ Shapes: ``mag [..., F, T]`` -> waveform ``[..., length]``.
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
+import numpy as np
 import torch
 
 from ..dsp.stft import STFT, fit_frames
@@ -83,10 +85,10 @@ def stft_with_adjoint(stft: STFT, x: torch.Tensor) -> torch.Tensor:
 def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor],
                    x0: torch.Tensor, *, n_iter: int = 100, monitor: Monitor | None = None,
                    monitor_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   lr: float = 1.0, history_size: int = 10,
+                   lr: float = 1.0, history_size: int = 5,
                    line_search: str | None = "strong_wolfe",
-                   loss_grad: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
-                   ) -> torch.Tensor:
+                   loss_grad: Callable[..., tuple[torch.Tensor, torch.Tensor]] | None = None,
+                   degree: float | None = None) -> torch.Tensor:
     """Minimise ``sum_items ||transform(x) - target||^2 / ||target||^2`` over waveforms ``x``.
 
     Parameters
@@ -98,9 +100,13 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
     n_iter : L-BFGS iterations (each may evaluate ``transform`` more than once in the line search).
     monitor : gets ``monitor_fn(x)`` (default ``transform(x)``) after each iteration; may stop.
     lr, history_size, line_search : passed to :class:`torch.optim.LBFGS`.
-    loss_grad : ``loss_grad(x, weight) -> (loss, dloss/dx)`` in closed form for this ``transform``
-        and ``target`` (e.g. :func:`spectral_loss`): the iterations then run :func:`minimize_lbfgs`
-        on it, with no autograd; ``transform`` only levels a silent start.
+    loss_grad : ``loss_grad(x, target, weight) -> (loss, dloss/dx)`` of
+        ``sum_items weight ||transform(x) - target||^2`` in closed form (e.g. :func:`spectral_loss`):
+        the iterations then run :func:`minimize_lbfgs` on it, with no autograd; ``transform`` only
+        levels a silent start.
+    degree : with ``loss_grad``, ``q`` when ``transform(s x) = s^q transform(x)`` for ``s > 0``
+        (``|STFT|^p``: ``p``): the per-item scale below then goes into the target and the weight
+        once, not into every evaluation.
 
     Returns the waveform ``[..., L]`` (detached).
     """
@@ -123,12 +129,20 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
     weight = torch.where(live, weight, torch.zeros_like(weight))
     fn = monitor_fn or transform
     if loss_grad is not None:
-        def fun(z):
-            loss, gx = loss_grad(z * scale, weight)
-            return loss, gx * scale
+        if degree is not None:  # w ||T(s z) - t||^2 = w s^2q ||T(z) - t / s^q||^2: the same function of z
+            sq = scale.pow(degree)
+            target_z = _frame_major(target / sq[..., None])
+            weight_z = weight * sq[..., 0].square()
+
+            def fun(z):
+                return loss_grad(z, target_z, weight_z)
+        else:
+            def fun(z):
+                loss, gx = loss_grad(z * scale, target, weight)
+                return loss, gx * scale
 
         def step(i, z):
-            if not bool(torch.isfinite(z).all()):
+            if not math.isfinite(float(z.sum())):  # NaN and inf propagate through a sum: one cheap pass
                 return True
             return monitor.step(i, lambda: fn(z * scale))
 
@@ -164,7 +178,7 @@ def lbfgs_waveform(target: torch.Tensor, transform: Callable[[torch.Tensor], tor
 
 def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tensor | None = None,
           length: int | None = None, monitor: Monitor | None = None, lr: float = 1.0,
-          history_size: int = 10, power: float = 1.0,
+          history_size: int = 5, power: float = 1.0,
           domain: Callable[[torch.Tensor], torch.Tensor] | None = None,
           domain_target: torch.Tensor | None = None, gradient: str = "analytic") -> torch.Tensor:
     """L-BFGS on the waveform against ``|STFT(x)|^power`` (Decorsière et al. 2015).
@@ -228,19 +242,21 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
         fb = getattr(domain, "fb", None)
         known = closed and fb is not None and hasattr(domain, "power")  # a filterbank: closed form
 
-        def mel_loss_grad(x, weight):
-            return spectral_loss(x, stft, domain_target, weight, n_frames=n_frames,
-                                 power=power * float(domain.power), fb=fb.to(x.dtype))
+        q = power * float(domain.power) if known else None
+
+        def mel_loss_grad(x, target, weight):
+            return spectral_loss(x, stft, target, weight, n_frames=n_frames, power=q, fb=fb.to(x.dtype))
         return lbfgs_waveform(domain_target, lambda x: domain(magnitude(x)), x0, n_iter=n_iter,
                               monitor=monitor, monitor_fn=lambda x: domain(fit(stft.forward(x).abs())),
-                              lr=lr, history_size=history_size, loss_grad=mel_loss_grad if known else None)
+                              lr=lr, history_size=history_size, loss_grad=mel_loss_grad if known else None,
+                              degree=q)
     target = mag if power == 1 else mag.pow(power)
 
-    def loss_grad(x, weight):
+    def loss_grad(x, target, weight):
         return spectral_loss(x, stft, target, weight, n_frames=n_frames, power=power)
     return lbfgs_waveform(target, magnitude, x0, n_iter=n_iter, monitor=monitor,
                           monitor_fn=lambda x: fit(stft.forward(x).abs()),
-                          lr=lr, history_size=history_size, loss_grad=loss_grad if closed else None)
+                          lr=lr, history_size=history_size, loss_grad=loss_grad if closed else None, degree=power)
 
 
 def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: torch.Tensor, *, n_frames: int,
@@ -258,6 +274,11 @@ def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: tor
     lead, L = x.shape[:-1], x.shape[-1]
     N = stft.n_fft
     xs = stft._pad(x.reshape(-1, L))
+    if x.device.type == "cpu" and x.dtype == stft.dtype and not (torch.is_grad_enabled() and x.requires_grad):
+        proj = stft.projector((xs.shape[0], stft.n_freqs, n_frames), L)
+        if proj.fast and proj.spectral_fused():
+            loss, g = _spectral_loss_fused(proj, xs, target, weight, power, fb)
+            return loss, _unpad_adjoint(stft, g, L).reshape(*lead, L)
     c = torch.fft.rfft(xs.unfold(-1, N, stft.hop) * stft.window, dim=-1)  # [B, T', F]
     if stft.normalized:
         c.mul_(stft._scale)
@@ -295,6 +316,47 @@ def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: tor
     return loss, _adjoint_frames(stft, gc, L).reshape(*lead, L)
 
 
+def _frame_major(z: torch.Tensor) -> torch.Tensor:
+    """``z [..., F, T]`` with its memory laid out ``[..., T, F]`` (what the loss reads)."""
+    return z.transpose(-1, -2).contiguous().transpose(-1, -2)
+
+
+def _spectral_loss_fused(proj, xs: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, power: float,
+                         fb: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spectral_loss` on the numba kernels (the torch code there is its twin): the FFT reads
+    the frames of the padded ``xs [B, >= width]`` in place, the window is applied as taps along
+    frequency on both sides, and for ``p = 1`` without ``fb`` everything between the two FFTs is
+    one kernel. Returns the loss and the overlap-added gradient ``[B, width]`` (still padded).
+    ``target`` is cheapest laid out frame-major (``[..., T, F']`` memory, as :func:`lbfgs` keeps it)."""
+    stft = proj.stft
+    B, T = xs.shape[0], proj.n_frames
+    dt = stft.dtype
+    tiny = torch.finfo(dt).tiny
+    floor = tiny ** 0.5
+    half_n = stft.n_fft / 2  # irfft's 1/N against the adjoint's sum over N / 2 one-sided bins
+    binw = _bin_weight(stft, dt, xs.device)
+    w = weight.reshape(-1).to(dt)
+    tgt = target.reshape(B, *target.shape[-2:]).transpose(1, 2)  # [B, T, F'] (a view)
+    if fb is None and power == 1:
+        rowscale = (w * (2 * half_n)).repeat_interleave(T)
+        rows, g = proj.residual_gradient(xs, tgt.contiguous(), rowscale, binw, floor)
+        loss = (rows.view(B, T).sum(dim=1) * w).sum()
+        return loss, proj.adjoint_overlap_add(g)
+    c, m = proj.spectrum_magnitude(xs)
+    if power == 1:
+        a = m
+    elif power > 1:
+        a = m.pow(power)
+    else:
+        a = (m.square() + tiny).pow(power / 2)
+    r = (torch.matmul(a, fb.transpose(0, 1)) if fb is not None else a) - tgt
+    loss = (r.square().sum(dim=(1, 2)) * w).sum()
+    r.mul_((2 * half_n) * w.reshape(-1, 1, 1))
+    ga = torch.matmul(r, fb * binw) if fb is not None else r.mul_(binw)
+    proj.gradient_spectrum(c, ga.contiguous(), m, power, floor, tiny)
+    return loss, proj.adjoint_overlap_add(c)
+
+
 def _bin_weight(stft: STFT, dtype, device) -> torch.Tensor:
     """``[F]``: 2 for the bins ``irfft`` counts once (DC, and Nyquist for even ``n_fft``), else 1."""
     key = (dtype, str(device))
@@ -314,12 +376,15 @@ def _unpad_adjoint(stft: STFT, y: torch.Tensor, L: int) -> torch.Tensor:
     if not stft.pad:
         return y[:, :L] if y.shape[-1] >= L else torch.nn.functional.pad(y, (0, L - y.shape[-1]))
     p = stft.pad
-    full = L + 2 * p
-    y = y[:, :full] if y.shape[-1] >= full else torch.nn.functional.pad(y, (0, full - y.shape[-1]))
-    gx = y[:, p:p + L].clone()
+    y = y[:, :L + 2 * p]
+    n = min(L, max(y.shape[-1] - p, 0))  # samples of x inside y (beyond the frames: no gradient)
+    gx = y.new_empty(y.shape[0], L)
+    gx[:, :n] = y[:, p:p + n]
+    gx[:, n:] = 0
     if stft.pad_mode == "reflect" and L > p:  # padded[i] = x[p - i], padded[p + L + i] = x[L - 2 - i]
         gx[:, 1:p + 1] += y[:, :p].flip(-1)
-        gx[:, L - 1 - p:L - 1] += y[:, p + L:].flip(-1)
+        tail = y[:, p + L:]
+        gx[:, L - 1 - tail.shape[-1]:L - 1] += tail.flip(-1)
     return gx
 
 
@@ -339,10 +404,16 @@ def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
 
 def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
     """A step ``t`` along ``d`` meeting the strong Wolfe conditions (Nocedal & Wright, Algorithms
-    3.5 and 3.6, cubic interpolation). Returns ``(f, g, t, evaluations)``."""
+    3.5 and 3.6, cubic interpolation). Returns ``(f, g, t, evaluations, x + t d)``."""
+    pts = {}  # step -> the point it was evaluated at (the accepted one is handed back, not rebuilt)
+
     def at(t):
-        f, g = fun(x + t * d)
+        pts[t] = xt = torch.add(x, d, alpha=t)
+        f, g = fun(xt)
         return float(f), g, float(torch.dot(g.reshape(-1), d.reshape(-1)))
+
+    def done(f, g, t, evals):
+        return f, g, t, evals, pts[t] if t in pts else torch.add(x, d, alpha=t)
 
     t_prev, f_prev, g_prev, gtd_prev = 0.0, f0, g0, gtd0
     evals = 0
@@ -357,7 +428,7 @@ def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
             bracket = [(t_prev, f_prev, g_prev, gtd_prev), (t, f, g, gtd)]
             break
         if abs(gtd) <= -c2 * gtd0:
-            return f, g, t, evals
+            return done(f, g, t, evals)
         if gtd >= 0:
             bracket = [(t, f, g, gtd), (t_prev, f_prev, g_prev, gtd_prev)]
             break
@@ -365,7 +436,7 @@ def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
         t_prev, f_prev, g_prev, gtd_prev = t, f, g, gtd
         t = t_next
     else:
-        return f, g, t, evals
+        return done(f, g, t, evals)
     lo, hi = bracket  # lo: the lower value; the minimiser lies between them
     while evals < max_evals:
         a, b = sorted((lo[0], hi[0]))
@@ -379,57 +450,108 @@ def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
             hi = (t, f, g, gtd)
         else:
             if abs(gtd) <= -c2 * gtd0:
-                return f, g, t, evals
+                return done(f, g, t, evals)
             if gtd * (hi[0] - lo[0]) >= 0:
                 hi = lo
             lo = (t, f, g, gtd)
-    return lo[1], lo[2], lo[0], evals
+    return done(lo[1], lo[2], lo[0], evals)
 
 
 def minimize_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], z0: torch.Tensor, *,
-                   n_iter: int, history_size: int = 10, lr: float = 1.0,
+                   n_iter: int, history_size: int = 5, lr: float = 1.0,
                    step: Callable[[int, torch.Tensor], bool] | None = None) -> torch.Tensor:
     """L-BFGS (Nocedal & Wright, Algorithm 7.5: two-loop recursion, strong Wolfe line search) on a
     function ``fun(z) -> (value, gradient)`` of one tensor, without autograd. ``step(i, z)`` is
     called after iteration ``i`` and stops the run when it returns True. As ``torch.optim.LBFGS``
     with ``max_iter=1`` per step: the first step is ``lr * min(1, 1 / ||g||_1)``, later ones ``lr``
-    scaled by the history; curvature pairs with ``s . y <= 1e-10 |s| |y|`` are not kept."""
+    scaled by the history; curvature pairs with ``s . y <= 1e-10 |s| |y|`` are not kept.
+
+    The two-loop recursion runs on coefficients ("vector-free" L-BFGS: W. Chen, Z. Wang and J.
+    Zhou, "Large-scale L-BFGS using MapReduce", NeurIPS 2014): the history ``s_j, y_j`` lives in
+    one matrix ``W [2 m, n]`` whose Gram matrix ``W W^T`` is kept up to date in float64, so that
+    an iteration reads the history twice (``W g`` and the direction as a combination of its rows)
+    instead of making about ``4 m`` vector passes; the direction is the two-loop's in exact
+    arithmetic (``tests/test_lbfgs_analytic.py`` holds it to a plain two-loop in float64)."""
     z = z0.clone()
     f, g = fun(z)
     f = float(f)
-    S, Y, rho = [], [], []
+    n = g.numel()
+    m = max(int(history_size), 1)
+    W = torch.zeros(2 * m, n, dtype=g.dtype, device=g.device)  # rows 2j, 2j + 1: s_j, y_j
+    P = torch.empty(2, n, dtype=g.dtype, device=g.device)  # the candidate pair (s, y)
+    G = np.zeros((2 * m, 2 * m))  # W W^T, and below W g: small, so numpy (no per-op dispatch)
+    b = np.zeros(2 * m)
+    order: list[int] = []  # slots in use, oldest first; they fill 0, 1, ... before any is reused
     for i in range(1, n_iter + 1):
-        if not float(g.abs().max()) > 1e-12:  # stationary (torch's tolerance_grad)
+        gv = g.reshape(-1)
+        lo, hi = (float(v) for v in gv.aminmax())
+        if not max(hi, -lo) > 1e-12:  # stationary (torch's tolerance_grad); False for NaN too
             break
-        q = g.reshape(-1).clone()
-        alphas = []
-        for s_, y_, r_ in zip(reversed(S), reversed(Y), reversed(rho)):
-            a_ = r_ * float(torch.dot(s_, q))
-            alphas.append(a_)
-            q.sub_(y_, alpha=a_)
-        if Y:
-            q.mul_(float(torch.dot(S[-1], Y[-1]) / torch.dot(Y[-1], Y[-1])))
-        for (s_, y_, r_), a_ in zip(zip(S, Y, rho), reversed(alphas)):
-            b_ = r_ * float(torch.dot(y_, q))
-            q.add_(s_, alpha=a_ - b_)
-        d = -q.reshape(z.shape)
-        gtd = float(torch.dot(g.reshape(-1), d.reshape(-1)))
+        gg = float(torch.dot(gv, gv))
+        k = 2 * len(order)
+        if order:
+            coef, cg = _two_loop(G, b, order)
+            c_t = torch.from_numpy(-coef[:k]).to(device=g.device, dtype=g.dtype)
+            d = torch.addmv(gv, W[:k].transpose(0, 1), c_t, beta=-cg)  # -(W^T coef + cg g), one pass
+            wd = -(G @ coef + b * cg)  # W d, from the Gram matrix
+            gtd = float(torch.dot(gv, d))
+        else:
+            d, wd, gtd = -gv, -b, -gg
         if gtd > -1e-30:  # not a descent direction (rounding): restart from the gradient
-            S, Y, rho = [], [], []
-            d, gtd = -g, -float(g.reshape(-1).square().sum())
-        t = lr * min(1.0, 1.0 / float(g.abs().sum())) if i == 1 else lr
-        f_new, g_new, t, _ = _strong_wolfe(fun, z, t, d, f, g, gtd)
+            order.clear()
+            W.zero_(), G.fill(0.0), b.fill(0.0)
+            d, gtd, wd, k = -gv, -gg, np.zeros_like(b), 0
+        t = lr * min(1.0, 1.0 / float(gv.abs().sum())) if i == 1 else lr
+        f_new, g_new, t, _, z_new = _strong_wolfe(fun, z, t, d.view(z.shape), f, g, gtd)
         if not (f_new == f_new and f_new < float("inf")):
             break  # never hand back a broken estimate
-        s_vec = (t * d).reshape(-1)
-        y_vec = (g_new - g).reshape(-1)
-        sy = float(torch.dot(s_vec, y_vec))
-        if sy > 1e-10 * float(s_vec.norm() * y_vec.norm()):  # curvature, relative to the step's scale
-            if len(S) == history_size:
-                S.pop(0), Y.pop(0), rho.pop(0)
-            S.append(s_vec), Y.append(y_vec), rho.append(1.0 / sy)
-        z = z + t * d
-        f, g = f_new, g_new
+        gn = g_new.reshape(-1)
+        torch.mul(d, t, out=P[0])
+        torch.sub(gn, gv, out=P[1])
+        ss, sy, yy, sg, yg = (float(torch.dot(u, v)) for u, v in
+                              ((P[0], P[0]), (P[0], P[1]), (P[1], P[1]), (P[0], gn), (P[1], gn)))
+        b_new = np.zeros_like(b)
+        if k:
+            b_new[:k] = torch.mv(W[:k], gn).double().cpu().numpy()
+        if sy > 1e-10 * (ss * yy) ** 0.5:  # curvature, relative to the step's scale
+            ws, wy = t * wd, b_new - b  # W s and W y, without reading W again
+            j = order.pop(0) if len(order) == m else len(order)
+            order.append(j)
+            W[2 * j:2 * j + 2] = P
+            ws[2 * j:2 * j + 2] = ss, sy
+            wy[2 * j:2 * j + 2] = sy, yy
+            G[2 * j], G[2 * j + 1] = ws, wy
+            G[:, 2 * j], G[:, 2 * j + 1] = ws, wy
+            b_new[2 * j:2 * j + 2] = sg, yg
+        b = b_new
+        z, f, g = z_new, f_new, g_new
         if step is not None and step(i, z):
             break
     return z
+
+
+def _two_loop(G: np.ndarray, b: np.ndarray, order: list[int]) -> tuple[np.ndarray, float]:
+    """The L-BFGS two-loop recursion on coefficients: ``H g = W^T coef + cg g`` from the Gram
+    matrix ``G = W W^T`` and ``b = W g`` (float64; ``order`` the slots, oldest first). Returns
+    ``(coef [2 m], cg)``."""
+    coef = np.zeros(G.shape[0])
+    cg = 1.0
+
+    def dot_with(row: int) -> float:  # (W^T coef + cg g) . w_row
+        return float(coef @ G[row]) + cg * float(b[row])
+
+    alphas = []
+    for j in reversed(order):
+        rho = 1.0 / G[2 * j, 2 * j + 1]
+        a = rho * dot_with(2 * j)
+        alphas.append(a)
+        coef[2 * j + 1] -= a
+    last = order[-1]
+    gamma = G[2 * last, 2 * last + 1] / G[2 * last + 1, 2 * last + 1]
+    coef *= gamma
+    cg *= gamma
+    for j, a in zip(order, reversed(alphas)):
+        rho = 1.0 / G[2 * j, 2 * j + 1]
+        beta = rho * dot_with(2 * j + 1)
+        coef[2 * j] += a - beta
+    return coef, cg

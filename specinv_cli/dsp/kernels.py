@@ -14,6 +14,9 @@ steps in one pass, parallel over frames:
   folded into the projection;
 - :func:`agla_update`, :func:`raar_update`, :func:`admm_update`: the elementwise updates of
   AGLA, RAAR/DM and ADMM with the window and the projection, one pass each;
+- :func:`window_magnitude`, :func:`residual_grad`, :func:`grad_window`: the closed-form
+  gradient of the spectral loss of L-BFGS (:func:`specinv_cli.algorithms.lbfgs.spectral_loss`)
+  between its two FFTs: window, magnitude, residual, ``c / |c|`` and the adjoint's window;
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass.
 
@@ -40,7 +43,7 @@ except (OSError, MemoryError, SystemError) as e:  # llvmlite's library does not 
 import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
-           "admm_update", "overlap_add", "set_threads"]
+           "admm_update", "window_magnitude", "residual_grad", "grad_window", "overlap_add", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -235,6 +238,81 @@ def admm_update(G, u, x, m, taps, n_fft, w, eps2, nchunk):
             _project_row(xr, m[r], xr, F, eps2)
             for j in range(2 * F):
                 ur[j] = xr[j] + g[j]
+
+
+@_njit
+def window_magnitude(x, m, taps, n_fft, nchunk):
+    """In place: :func:`window_conv` of the raw spectra ``x [R, 2F]``, and ``m [R, F] <- |x|``."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            _window_row(xr, t, xr, taps, n_fft)
+            mr = m[r]
+            for f in range(F):
+                mr[f] = np.sqrt(xr[2 * f] * xr[2 * f] + xr[2 * f + 1] * xr[2 * f + 1])
+
+
+@_njit
+def residual_grad(x, tgt, rowscale, binw, taps, n_fft, floor, loss, nchunk):
+    """The linear-magnitude loss and its gradient spectrum in one pass, row by row, in place on
+    the raw spectra ``x [R, 2F]``: ``c = taps * x`` (the STFT), ``r = |c| - tgt [R, F]``,
+    ``loss[row] <- sum r^2``, ``x <- taps * (c * rowscale[row] * binw * r / max(|c|, floor))``
+    (the gradient with respect to ``c``, windowed for the adjoint's ``irfft``)."""
+    R, F = tgt.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        g = np.empty(2 * F, dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            tr = tgt[r]
+            _window_row(xr, t, g, taps, n_fft)
+            s = rowscale[r]
+            acc = 0.0
+            for f in range(F):
+                a = g[2 * f]
+                b = g[2 * f + 1]
+                mag = np.sqrt(a * a + b * b)
+                d = mag - tr[f]
+                acc += d * d
+                k = s * binw[f] * d / max(mag, floor)
+                g[2 * f] = a * k
+                g[2 * f + 1] = b * k
+            loss[r] = acc
+            _window_row(g, t, xr, taps, n_fft)
+
+
+@_njit
+def grad_window(x, ga, m, power, floor, tiny, taps, n_fft, nchunk):
+    """In place on the spectra ``x [R, 2F]`` (after :func:`window_magnitude`, ``m = |x|``):
+    ``x <- taps * (x * k)`` with ``k = ga p m^(p-2)`` (``ga [R, F]``: the gradient with respect
+    to ``m^p``; ``(m^2 + tiny)^(p/2)`` for ``p < 1``), the gradient with respect to the STFT,
+    windowed for the adjoint's ``irfft``."""
+    R, F = m.shape
+    K = taps.shape[0] - 1
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        t = np.empty(2 * (F + 2 * K), dtype=x.dtype)
+        g = np.empty(2 * F, dtype=x.dtype)
+        for r in range(c * step, min(R, (c + 1) * step)):
+            xr = x[r]
+            mr = m[r]
+            gr = ga[r]
+            for f in range(F):
+                if power == 1.0:
+                    k = gr[f] / max(mr[f], floor)
+                elif power > 1.0:
+                    k = gr[f] * power * max(mr[f], floor) ** (power - 2.0)
+                else:
+                    k = gr[f] * power * (mr[f] * mr[f] + tiny) ** (power / 2.0 - 1.0)
+                g[2 * f] = xr[2 * f] * k
+                g[2 * f + 1] = xr[2 * f + 1] * k
+            _window_row(g, t, xr, taps, n_fft)
 
 
 @numba.njit(fastmath=True, error_model="numpy", boundscheck=False)

@@ -145,6 +145,9 @@ def _smoke_test(J, dt) -> None:
     J.project_into(x, m, x.copy(), eps2)
     J.window_conv(x, np.array([0.5, -0.25], dt), 8, 2)
     J.window_conv_project(x, m, np.array([0.5, -0.25], dt), 8, eps2, 2)
+    J.window_magnitude(x, m, np.array([0.5, -0.25], dt), 8, 2)
+    J.residual_grad(x, m, np.ones(3, dt), np.ones(5, dt), np.array([0.5, -0.25], dt), 8, dt(1e-15), np.ones(3, dt), 2)
+    J.grad_window(x, m, m, 1.0, dt(1e-15), eps2, np.array([0.5, -0.25], dt), 8, 2)
     fr = np.ones((1, 3, 8), dt)
     y = np.ones((1, 16), dt)
     J.overlap_add(fr, np.ones(8, dt), np.ones(16, dt), y, y.copy(), 4, 0.5, True, 4, 8, 2, 2)
@@ -377,6 +380,9 @@ class STFT:
             return x[..., idx]
         if mode in ("circular", "replicate") and x.shape[-1] == 0:
             mode = "constant"
+        if mode == "reflect":  # one concatenation: several times faster than torch's reflection pad on the CPU
+            L = x.shape[-1]
+            return torch.cat((x[..., 1:p + 1].flip(-1), x, x[..., L - 1 - p:L - 1].flip(-1)), dim=-1)
         return F.pad(x.unsqueeze(1), (p, p), mode=mode).squeeze(1)
 
     # --- analysis --------------------------------------------------------------------------
@@ -738,6 +744,65 @@ class Projector:
             return r if out is None else out.copy_(r)
         sig = self.synth(spec, out=None if torch.is_grad_enabled() and spec.requires_grad else self._scratch_signal())
         return self.analyze(sig, out=out)
+
+    # --- the closed-form gradient of a spectral loss (L-BFGS): numba path only ----------------
+    def spectral_fused(self) -> bool:
+        """Whether :meth:`spectrum_magnitude`, :meth:`residual_gradient`, :meth:`gradient_spectrum`
+        and :meth:`adjoint_overlap_add` run: the numba kernels on, a cosine-sum window."""
+        return self._use_jit() and self._taps is not None
+
+    def _raw_spectrum(self, padded: torch.Tensor) -> torch.Tensor:
+        # the frames of the padded waveform [B, >= width], read in place by the FFT
+        return self._spectrum(padded[:, :self.width])
+
+    def spectrum_magnitude(self, padded: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(c, |c|)``: the STFT ``[B, T, F]`` (frame-major) of the padded waveform
+        ``padded [B, >= width]`` (``stft._pad`` of the signal) and its magnitude."""
+        J, nchunk = jit_kernels()
+        X = self._raw_spectrum(padded)
+        m = torch.empty(X.shape, dtype=self.stft.dtype)
+        J.window_magnitude(as_rows(X), m.view(-1, m.shape[-1]).numpy(), self._taps, self.stft.n_fft, nchunk)
+        return X, m
+
+    def residual_gradient(self, padded: torch.Tensor, target: torch.Tensor, rowscale: torch.Tensor,
+                          binw: torch.Tensor, floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """For ``L = sum_rows s_row ||c_row| - target_row|^2 / 2`` (``c`` the STFT of ``padded``,
+        ``target [B, T, F]`` contiguous, ``rowscale [B * T]``): ``(sum_f r^2 per row [B * T],
+        G)`` with ``G = window * (s binw (|c| - target) c / max(|c|, floor))`` ``[B, T, F]``, ready
+        for :meth:`adjoint_overlap_add` (kernel :func:`~specinv_cli.dsp.kernels.residual_grad`)."""
+        J, nchunk = jit_kernels()
+        X = self._raw_spectrum(padded)
+        F_ = X.shape[-1]
+        loss = torch.empty(X.shape[0] * X.shape[1], dtype=self.stft.dtype)
+        J.residual_grad(as_rows(X), target.view(-1, F_).numpy(), rowscale.numpy(), binw.numpy(), self._taps,
+                        self.stft.n_fft, floor, loss.numpy(), nchunk)
+        return loss, X
+
+    def gradient_spectrum(self, c: torch.Tensor, ga: torch.Tensor, m: torch.Tensor, power: float,
+                          floor: float, tiny: float) -> torch.Tensor:
+        """In place on ``c`` from :meth:`spectrum_magnitude`: ``c <- window * (c ga p m^(p-2))``,
+        the gradient with respect to the STFT from ``ga [B, T, F]``, the one with respect to
+        ``m^p`` (contiguous), ready for :meth:`adjoint_overlap_add`."""
+        J, nchunk = jit_kernels()
+        F_ = m.shape[-1]
+        J.grad_window(as_rows(c), ga.reshape(-1, F_).numpy(), m.view(-1, F_).numpy(), float(power), floor, tiny,
+                      self._taps, self.stft.n_fft, nchunk)
+        return c
+
+    def adjoint_overlap_add(self, g: torch.Tensor) -> torch.Tensor:
+        """``[B, width]``: the inverse FFTs of the windowed gradient spectra ``g [B, T, F]``,
+        overlap-added (no envelope, no padding rewrite: the adjoint of the framing)."""
+        J, nchunk = jit_kernels()
+        s = self.stft
+        frames = torch.fft.irfft(g, n=s.n_fft, dim=-1)
+        ones = getattr(self, "_ones", None)
+        if ones is None:
+            dt = frames.numpy().dtype
+            ones = self._ones = (np.ones(s.n_fft, dt), np.ones(self.width, dt))
+        y = torch.empty(self.batch, self.width, dtype=s.dtype)
+        yn = y.numpy()
+        J.overlap_add(frames.numpy(), ones[0], ones[1], yn, yn, s.hop, 0.0, False, 0, self.width, 0, nchunk)
+        return y
 
     def _scratch_signal(self) -> torch.Tensor:
         buf = getattr(self, "_sig", None)
