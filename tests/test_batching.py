@@ -173,3 +173,62 @@ def test_one_length_queues_hold_at_most_a_batch(tmp_path):
     seen += list(pipe.flush())
     assert sorted(r["output"] for r in seen) == sorted(str(tmp_path / "o" / f"s{i}.wav") for i in range(9))
     assert all(r["status"] == "ok" and r["batch"] == 1 for r in seen)
+
+
+FAST_CONFIGS = [dict(n_fft=256, hop_length=64), dict(n_fft=256, hop_length=64, pad_mode="constant"),
+                dict(n_fft=256, hop_length=64, center=False, pad=96),
+                dict(n_fft=128, hop_length=32, pad_mode="circular", window="hamming")]
+
+
+@pytest.mark.parametrize("kw", FAST_CONFIGS, ids=lambda kw: "-".join(f"{k}{v}" for k, v in kw.items()))
+@pytest.mark.parametrize("method", ["gla", "fgla", "agla", "admm", "dm", "raar"])
+def test_ragged_fast_path_is_the_ragged_operator(kw, method, kernels, monkeypatch):
+    """A ragged batch runs on the projector's fast path (fused kernels, or their torch twin):
+    each item on its own span of the padded signal with its own envelope and padding, frames past
+    its end zeroed. In float64 it gives what RaggedSTFT's own forward/inverse give (the reference),
+    to rounding, for every method that takes ragged batches."""
+    from specinv_cli.algorithms.registry import REGISTRY
+    from specinv_cli.dsp import stft as dsp
+
+    cfg = STFTConfig(**kw)
+    frames = [40, 25, 7, 40, 12]
+    op = RaggedSTFT(cfg, frames, dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(len(frames), op.l_max, dtype=torch.float64, generator=g)
+    mag = op.forward(x).abs()
+    init = mag * torch.exp(2j * torch.pi * torch.rand(mag.shape, dtype=torch.float64, generator=g))
+    proj = op.projector(mag.shape, op.l_max)
+    assert proj.fast and proj.items == frames
+    m = REGISTRY[method]
+    fn, opts = m.load(), m.defaults()
+    with dsp.jit_scope(1e12, torch.float64):
+        fast = fn(mag, op, n_iter=10, init=init, length=op.l_max, **opts)
+    if kernels == "jit":
+        assert proj.fused()
+    slow_op = RaggedSTFT(cfg, frames, dtype=torch.float64)
+    monkeypatch.setattr(slow_op, "_fast_ok", lambda *a: False)
+    ref = fn(mag, slow_op, n_iter=10, init=init, length=op.l_max, **opts)
+    for b, L in enumerate(op.lengths):
+        err = float((fast[b, :L] - ref[b, :L]).abs().max() / ref[b, :L].abs().max())
+        assert err < 1e-10, (b, err)
+        assert bool((fast[b, L:] == 0).all())
+
+
+def test_ragged_pool_batches_close_lengths():
+    """A ragged pool runs the items of closest frame counts together (padding to the longest is
+    work for nothing): every item once, batches of at most batch_size, each the tightest run."""
+    from types import SimpleNamespace
+
+    from specinv_cli.batch.pipeline import Pipeline
+
+    p = object.__new__(Pipeline)
+    p.s = SimpleNamespace(batch_size=3, limit=(None,))
+    lengths = [90, 10, 55, 12, 88, 11, 54, 91, 56, 30]
+    q = [(SimpleNamespace(target=SimpleNamespace(mag=torch.zeros(1, 2, t))), i) for i, t in enumerate(lengths)]
+    batches = []
+    while q:
+        batches.append(sorted(job.target.mag.shape[-1] for job, _ in p._take(q)))
+    assert sorted(t for b in batches for t in b) == sorted(lengths)
+    assert all(len(b) <= 3 for b in batches)
+    assert batches[0] == [10, 11, 12]  # the tightest run of three first (spread 2)
+    assert {tuple(b) for b in batches} >= {(54, 55, 56), (88, 90, 91)}

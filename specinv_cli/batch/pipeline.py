@@ -111,6 +111,10 @@ def _label(name: str, n_items: int, i: int) -> str:
     return name if n_items == 1 else f"{name}[{i}]"
 
 
+#: Batches' worth of items a ragged pool holds before it runs one (the closest frame counts).
+POOL_BATCHES = 4
+
+
 class Pipeline:
     """Runs inputs through :func:`specinv_cli.api.invert` (see the module docstring).
 
@@ -153,6 +157,11 @@ class Pipeline:
                 if i in job.bad:
                     yield self._item_error(job, i, job.bad[i])
                     continue
+                if self.s.ragged_batches:  # a pool of items, batched by close frame counts
+                    q.append((job, i))
+                    if len(q) >= POOL_BATCHES * self.s.batch_size:
+                        yield from self._run_batch(self._take(q))
+                    continue
                 # a new item that would push the batch past the memory limit runs the queue first
                 if q and not self._fits(q + [(job, i)]):
                     yield from self._run_batch(q)
@@ -175,9 +184,29 @@ class Pipeline:
     def flush(self) -> Iterator[dict]:
         """Run what is still queued."""
         for key, q in list(self._queues.items()):
+            while q and self.s.ragged_batches:
+                yield from self._run_batch(self._take(q))
             if q:
                 yield from self._run_batch(q)
                 q.clear()
+
+    def _take(self, q: list) -> list:
+        """Removes from the pool ``q`` and returns a batch for the ragged operator: up to
+        ``batch_size`` items whose frame counts lie closest together (the run of that many in
+        sorted order with the least spread: padding to the longest is work for nothing), as many
+        of them as fit the memory limit."""
+        frames = [job.target.mag.shape[-1] for job, _ in q]
+        order = sorted(range(len(q)), key=frames.__getitem__)
+        n = min(self.s.batch_size, len(q))
+        start = min(range(len(q) - n + 1), key=lambda k: frames[order[k + n - 1]] - frames[order[k]])
+        batch: list = []
+        for k in order[start:start + n]:
+            if batch and not self._fits(batch + [q[k]]):
+                break
+            batch.append(q[k])
+        chosen = set(order[start:start + len(batch)])
+        q[:] = [x for k, x in enumerate(q) if k not in chosen]
+        return batch
 
     # --- loading ---------------------------------------------------------------------------
     def _load(self, path: str, name: str | None):

@@ -344,12 +344,14 @@ def _repad(y, p, L, mode):
 
 
 @_njit
-def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, length, mode, nchunk):
+def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, lengths, widths, mode, nchunk):
     """``out [B, W] <- env * sum_t w * frames[:, t]`` at ``hop`` spacing (``W = n_fft + hop (T - 1)``,
-    ``hop`` divides ``n_fft``), its padding rewritten (``pad`` samples each side of ``length``;
-    ``mode`` 0 none, 1 constant, 2 reflect, 3 replicate, 4 circular); with ``lerp``, then
-    ``prev <- out + alpha (out - prev)`` (FGLA's momentum point), whose padding is rewritten too.
-    Parallel over blocks of ``hop`` output samples, each summing its ``n_fft / hop`` frames."""
+    ``hop`` divides ``n_fft``; ``env [1 or B, W]``, one envelope or one per item), the padding of
+    each item ``b``'s span ``out[b, :widths[b]]`` rewritten (``pad`` samples each side of
+    ``lengths[b]``; ``mode`` 0 none, 1 constant, 2 reflect, 3 replicate, 4 circular); with
+    ``lerp``, then ``prev <- out + alpha (out - prev)`` (FGLA's momentum point), whose padding is
+    rewritten too. Parallel over blocks of ``hop`` output samples, each summing its ``n_fft / hop``
+    frames. Items shorter than ``W`` (a ragged batch) have zero envelope past their span."""
     B, T, N = frames.shape
     r = N // hop
     nblk = T + r - 1
@@ -369,7 +371,7 @@ def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, length, mode, 
                     wk = w[k * hop:(k + 1) * hop]
                     for j in range(hop):
                         acc[j] += wk[j] * row[j]
-            e = env[base:base + hop]
+            e = env[b if env.shape[0] > 1 else 0, base:base + hop]
             o = out[b, base:base + hop]
             if lerp:
                 q = prev[b, base:base + hop]
@@ -381,6 +383,6 @@ def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, length, mode, 
                 for j in range(hop):
                     o[j] = acc[j] * e[j]
     for b in range(B):
-        _repad(out[b], pad, length, mode)
+        _repad(out[b, :widths[b]], pad, lengths[b], mode)
         if lerp:
-            _repad(prev[b], pad, length, mode)
+            _repad(prev[b, :widths[b]], pad, lengths[b], mode)

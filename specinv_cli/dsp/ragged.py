@@ -14,6 +14,9 @@ reflect padding, and the ISTFT's window-sum envelope would count frames the item
 So ``project`` (and every algorithm written with ``forward``/``inverse``/``project`` and
 elementwise steps: the GLA family, ADMM, DM, RAAR) computes, item by item, what it computes on the
 unpadded input, up to float rounding. Zero frames stay zero (``mag = 0`` projects to 0).
+When every item's framing has the fast path, :meth:`~specinv_cli.dsp.stft.STFT.projector` runs these operators on
+the padded signals with the fused kernels instead (each item on its own span of its row); the
+operators here are then its reference (``tests/test_batching.py``).
 
 Shapes: signals ``[B, L_max]``, spectrograms ``[B, F, T_max]``; one leading batch dimension.
 
@@ -108,6 +111,17 @@ class RaggedSTFT(STFT):
             safe = torch.where(full[:stop] > 0, full[:stop], torch.ones_like(full[:stop]))
             out[b, :stop] = torch.where(full[:stop] > 0, own[:stop] / safe, torch.zeros_like(safe))
         return out.to(self.dtype)
+
+    # --- the fast path ---------------------------------------------------------------------
+    def item_frames(self) -> list[int]:
+        return list(self.frames)
+
+    def _fast_ok(self, n_frames: int, length: int) -> bool:
+        """The :class:`~specinv_cli.dsp.stft.Projector` runs each item on its own span of the
+        padded signal (own envelope and padding, frames past its end zeroed) when every item's
+        framing is one the plain fast path reproduces exactly."""
+        return (n_frames == self.t_max and length == self.l_max
+                and all(self._fast_framing(t, n) for t, n in zip(self.frames, self.lengths)))
 
     # --- operators -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -150,7 +150,8 @@ def _smoke_test(J, dt) -> None:
     J.grad_window(x, m, m, 1.0, dt(1e-15), eps2, np.array([0.5, -0.25], dt), 8, 2)
     fr = np.ones((1, 3, 8), dt)
     y = np.ones((1, 16), dt)
-    J.overlap_add(fr, np.ones(8, dt), np.ones(16, dt), y, y.copy(), 4, 0.5, True, 4, 8, 2, 2)
+    one = np.ones(1, np.int64)
+    J.overlap_add(fr, np.ones(8, dt), np.ones((1, 16), dt), y, y.copy(), 4, 0.5, True, 4, one * 8, one * 16, 2, 2)
     if not np.isfinite(y).all():
         raise FloatingPointError("non-finite result")
 
@@ -468,10 +469,18 @@ class STFT:
             self._proj_cache.pop(next(iter(self._proj_cache)))
         return proj
 
+    def item_frames(self) -> list[int] | None:
+        """Each item's own frame count in a ragged batch (:class:`~specinv_cli.dsp.ragged.RaggedSTFT`);
+        ``None``: every item has all the frames."""
+        return None
+
     def _fast_ok(self, n_frames: int, length: int) -> bool:
         """Whether the in-place padded-signal path reproduces ``forward(inverse(.))`` exactly."""
         if type(self).forward is not STFT.forward or type(self).inverse is not STFT.inverse:
-            return False  # a subclass (e.g. RaggedSTFT) defines its own operators
+            return False  # a subclass defines its own operators
+        return self._fast_framing(n_frames, length)
+
+    def _fast_framing(self, n_frames: int, length: int) -> bool:
         if self.n_fft % self.hop or self.n_frames(length) != n_frames:
             return False
         p, W = self.pad, self.n_fft + self.hop * (n_frames - 1)
@@ -512,8 +521,11 @@ class Projector:
     :meth:`gla_step`, :meth:`agla_step`, :meth:`raar_step` and :meth:`admm_step` fuse a method's
     whole elementwise update with the window and the magnitude projection.
 
-    Elsewhere (other framings, subclasses such as :class:`~specinv_cli.dsp.ragged.RaggedSTFT`,
-    autograd) it falls back to ``stft.inverse`` / ``fit_frames(stft.forward(.))``.
+    A ragged batch (:class:`~specinv_cli.dsp.ragged.RaggedSTFT` whose items all have fast
+    framings) runs on the same path: item ``b`` on its own span ``[0, W_b)`` of its row, with its
+    own envelope and padding, zeros after it, and the frames ``t >= T_b`` of every analysis zeroed.
+    Elsewhere (other framings, other subclasses) it falls back to ``stft.inverse`` /
+    ``fit_frames(stft.forward(.))``.
 
     Buffer ownership: the frame buffer is private scratch; signals and spectrograms returned are
     new tensors, or the ``out`` the caller passed (and owns). A Projector is not thread-safe.
@@ -528,8 +540,22 @@ class Projector:
         self.fast = stft._fast_ok(n_frames, length)
         self.width = stft.n_fft + stft.hop * (n_frames - 1)
         self._frames: torch.Tensor | None = None
+        # a ragged batch (RaggedSTFT): item b has its own frames T_b <= T and length; its padded
+        # signal is the span [0, W_b) of its row, with its own envelope and padding, zero after
+        items = stft.item_frames() if self.fast else None
+        self.items = None if items is None or min(items) == n_frames else list(items)
+        if self.items is not None:
+            self._lengths = [stft.default_length(t) for t in self.items]
+            self._widths = [stft.n_fft + stft.hop * (t - 1) for t in self.items]
+        else:
+            self._lengths, self._widths = [length] * self.batch, [self.width] * self.batch
         if self.fast:
-            self._env = stft._inverse_envelope(n_frames)
+            if self.items is None:
+                self._env = stft._inverse_envelope(n_frames)
+            else:
+                self._env = torch.zeros(self.batch, self.width, device=stft.device, dtype=stft.dtype)
+                for b, (t, w) in enumerate(zip(self.items, self._widths)):  # once per projector
+                    self._env[b, :w] = stft._inverse_envelope(t)
             # normalized scaling cancels in analyze(synth(.)); keep it for each half alone
             self._wsyn = (stft.window / stft._scale).contiguous()
             self._wana = (stft.window * stft._scale).contiguous()
@@ -542,7 +568,9 @@ class Projector:
             self._taps = None if taps is None else (taps * stft._scale).astype(npdt)
             # taps that turn _spectrum's output into the STFT (identity when it windowed in time)
             self._ktaps = self._taps if taps is not None else np.ones(1, npdt)
-            self._wsyn_np, self._env_np = self._wsyn.numpy(), self._env.numpy()
+            self._wsyn_np, self._env_np = self._wsyn.numpy(), self._env.reshape(-1, self.width).numpy()
+            self._lengths_np = np.array(self._lengths, dtype=np.int64)
+            self._widths_np = np.array(self._widths, dtype=np.int64)
             self._mode = 0 if stft.pad == 0 else _PAD_CODES[stft.pad_mode]
 
     def _frame_buffer(self) -> torch.Tensor:
@@ -569,7 +597,20 @@ class Projector:
             return sig
         p, L = self.stft.pad, self.length
         y = sig[..., p:p + L]
-        return y if y.shape[-1] == L else F.pad(y, (0, L - y.shape[-1]))
+        y = y if y.shape[-1] == L else F.pad(y, (0, L - y.shape[-1]))
+        if self.items is not None:  # each item's padding lies inside the row: zeros past its end
+            y = y.clone()
+            for b, n in enumerate(self._lengths):
+                y.view(self.batch, -1)[b, n:] = 0
+        return y
+
+    def _mask_tail(self, X: torch.Tensor) -> None:
+        """Zero the frames ``t >= T_b`` of a ragged batch's spectrum ``X [B, T, F]`` (in place):
+        what each item's own STFT has not (its frames read its padding and the zeros after)."""
+        if self.items is not None:
+            for b, t in enumerate(self.items):
+                if t < self.n_frames:
+                    X[b, t:] = 0
 
     def _use_fast(self, *tensors) -> bool:
         return self.fast and not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
@@ -579,8 +620,10 @@ class Projector:
         """ISTFT of ``spec [..., F, T]`` as a signal (see the class docstring)."""
         if not self._use_fast(spec):
             y = self.stft.inverse(spec, self.length)
-            if self.fast:  # autograd: same layout, out of place
-                y = self.stft._pad(y.reshape(self.batch, -1))[:, :self.width].reshape(*self.lead, self.width)
+            if self.fast:  # autograd: same layout, out of place (a ragged batch: each item's own padding)
+                y = y.reshape(self.batch, -1)
+                y = self.stft._padded(y) if self.items is not None else self.stft._pad(y)
+                y = y[:, :self.width].reshape(*self.lead, self.width)
             return y if out is None else out.copy_(y)
         s = self.stft
         B, T, N, hop = self.batch, self.n_frames, s.n_fft, s.hop
@@ -604,9 +647,17 @@ class Projector:
         return sig
 
     def _repad(self, y: torch.Tensor) -> None:
-        """Rewrite in place the padding of ``y [B, W]`` from its samples ``[p, p + length)``."""
+        """Rewrite in place the padding of ``y [B, W]`` from its samples ``[p, p + length)`` (of
+        a ragged batch: each item's span ``[0, W_b)`` from its own ``[p, p + L_b)``)."""
+        if self.items is not None:
+            for b, (L, W) in enumerate(zip(self._lengths, self._widths)):
+                self._repad_rows(y[b:b + 1, :W], L, W)
+            return
+        self._repad_rows(y, self.length, self.width)
+
+    def _repad_rows(self, y: torch.Tensor, L: int, W: int) -> None:
         s = self.stft
-        p, L, W = s.pad, self.length, self.width
+        p = s.pad
         if p == 0:
             return
         K = W - p - L  # samples of right padding inside the framed span (may be <= 0)
@@ -635,13 +686,17 @@ class Projector:
         if not self._use_fast(sig):
             if self.fast:  # autograd: same layout, out of place
                 frames = sig.reshape(self.batch, self.width).unfold(-1, s.n_fft, s.hop) * self._wana
-                spec = torch.fft.rfft(frames, dim=-1).transpose(1, 2).reshape(*self.lead, s.n_freqs, self.n_frames)
+                spec = torch.fft.rfft(frames, dim=-1)
+                if self.items is not None:
+                    spec = spec * s._frame_mask[:, :, None]
+                spec = spec.transpose(1, 2).reshape(*self.lead, s.n_freqs, self.n_frames)
             else:
                 spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
             return spec if out is None else out.copy_(spec)
         T = self.n_frames
         fused = self._use_jit()
         spec = self._spectrum(sig, fused)
+        self._mask_tail(spec)
         if fused and self._taps is not None:
             J, nchunk = jit_kernels()
             J.window_conv(as_rows(spec), self._taps, s.n_fft, nchunk)
@@ -670,7 +725,7 @@ class Projector:
         yn = y.numpy()
         pn = yn if prev is None else prev.view(y.shape).numpy()
         J.overlap_add(frames.numpy(), self._wsyn_np, self._env_np, yn, pn, s.hop, float(alpha),
-                      prev is not None, s.pad, self.length, self._mode, nchunk)
+                      prev is not None, s.pad, self._lengths_np, self._widths_np, self._mode, nchunk)
 
     def fused(self, p_a: "MagnitudeProjection | None" = None, x: torch.Tensor | None = None) -> bool:
         """Whether this projector runs the numba kernels; given ``p_a`` (and the starting
@@ -689,6 +744,8 @@ class Projector:
         s = self.stft
         J, nchunk = jit_kernels()
         X = self._spectrum(sig)
+        if kernel != "window_conv_project":  # a zero target projects those frames to zero anyway
+            self._mask_tail(X)
         getattr(J, kernel)(as_rows(X), *(as_rows(z.transpose(-1, -2)) for z in states), p_a._m_np, self._ktaps,
                            s.n_fft, *(float(v) for v in params), p_a._eps2, nchunk)
         return X.view(*self.lead, self.n_frames, s.n_freqs).transpose(-1, -2)
@@ -798,10 +855,11 @@ class Projector:
         ones = getattr(self, "_ones", None)
         if ones is None:
             dt = frames.numpy().dtype
-            ones = self._ones = (np.ones(s.n_fft, dt), np.ones(self.width, dt))
+            ones = self._ones = (np.ones(s.n_fft, dt), np.ones((1, self.width), dt))
         y = torch.empty(self.batch, self.width, dtype=s.dtype)
         yn = y.numpy()
-        J.overlap_add(frames.numpy(), ones[0], ones[1], yn, yn, s.hop, 0.0, False, 0, self.width, 0, nchunk)
+        J.overlap_add(frames.numpy(), ones[0], ones[1], yn, yn, s.hop, 0.0, False, 0, self._lengths_np,
+                      self._widths_np, 0, nchunk)
         return y
 
     def _scratch_signal(self) -> torch.Tensor:
