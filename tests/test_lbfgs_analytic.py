@@ -219,3 +219,23 @@ def test_vector_free_lbfgs_is_the_two_loop_recursion():
         err = float((a - b).norm() / (ref[i] - (ref[i - 1] if i else x)).norm())
         assert err < 1e-10, (i, err)
     assert float((got[-1] - x).norm()) > 1e-3 * float(x.norm())  # and it moved
+
+
+def test_banded_filterbank_kernels_are_the_dense_product(kernels):
+    """The mel filterbank and its transpose over each band's nonzero bins (numba) against the
+    dense matrix products (their torch twin) in float64, with an empty band and a full one."""
+    if kernels != "jit":
+        pytest.skip("the banded kernels are the numba path; the torch path is the dense product")
+    from specinv_cli.config import STFTConfig
+
+    torch.manual_seed(4)
+    cfg = STFTConfig(n_fft=64, hop_length=16, n_mels=10, sample_rate=8000)
+    stft = STFT(cfg, dtype=torch.float64)
+    fb = MelTransform(cfg, dtype=torch.float64).fb.clone()
+    fb[3] = 0  # an empty band
+    fb[7] = torch.rand(fb.shape[1], dtype=torch.float64)  # a band over every bin
+    proj = stft.projector((2, stft.n_freqs, 20), stft.default_length(20))
+    a = torch.rand(2, 20, stft.n_freqs, dtype=torch.float64)
+    v = torch.randn(2, 20, fb.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(proj.filterbank(a, fb), a @ fb.T, rtol=1e-13, atol=0)
+    torch.testing.assert_close(proj.filterbank(v, fb, adjoint=True), v @ fb, rtol=1e-13, atol=1e-15)

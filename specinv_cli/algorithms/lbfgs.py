@@ -349,10 +349,10 @@ def _spectral_loss_fused(proj, xs: torch.Tensor, target: torch.Tensor, weight: t
         a = m.pow(power)
     else:
         a = (m.square() + tiny).pow(power / 2)
-    r = (torch.matmul(a, fb.transpose(0, 1)) if fb is not None else a) - tgt
+    r = (proj.filterbank(a.contiguous(), fb) if fb is not None else a) - tgt
     loss = (r.square().sum(dim=(1, 2)) * w).sum()
     r.mul_((2 * half_n) * w.reshape(-1, 1, 1))
-    ga = torch.matmul(r, fb * binw) if fb is not None else r.mul_(binw)
+    ga = proj.filterbank(r, fb, adjoint=True).mul_(binw) if fb is not None else r.mul_(binw)
     proj.gradient_spectrum(c, ga.contiguous(), m, power, floor, tiny)
     return loss, proj.adjoint_overlap_add(c)
 

@@ -17,6 +17,8 @@ steps in one pass, parallel over frames:
 - :func:`window_magnitude`, :func:`residual_grad`, :func:`grad_window`: the closed-form
   gradient of the spectral loss of L-BFGS (:func:`specinv_cli.algorithms.lbfgs.spectral_loss`)
   between its two FFTs: window, magnitude, residual, ``c / |c|`` and the adjoint's window;
+- :func:`band_project`, :func:`band_adjoint`: a filterbank whose rows are bands (mel) and its
+  transpose applied row by row over each band's nonzero bins only;
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass.
 
@@ -43,7 +45,8 @@ except (OSError, MemoryError, SystemError) as e:  # llvmlite's library does not 
 import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
-           "admm_update", "window_magnitude", "residual_grad", "grad_window", "overlap_add", "set_threads"]
+           "admm_update", "window_magnitude", "residual_grad", "grad_window", "band_project", "band_adjoint",
+           "overlap_add", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -285,6 +288,38 @@ def residual_grad(x, tgt, rowscale, binw, taps, n_fft, floor, loss, nchunk):
                 g[2 * f + 1] = b * k
             loss[r] = acc
             _window_row(g, t, xr, taps, n_fft)
+
+
+@_njit
+def band_project(a, lo, hi, fb, out, nchunk):
+    """``out [R, M] <- a [R, F] @ fb^T`` for ``fb [M, F]`` whose row ``m`` is zero outside the
+    bins ``[lo[m], hi[m])`` (a mel filterbank: a few bins per band, not all ``F``)."""
+    R = a.shape[0]
+    M = fb.shape[0]
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        for r in range(c * step, min(R, (c + 1) * step)):
+            for m in range(M):
+                acc = a[r, 0] * 0.0
+                for k in range(lo[m], hi[m]):
+                    acc += fb[m, k] * a[r, k]
+                out[r, m] = acc
+
+
+@_njit
+def band_adjoint(v, lo, hi, fb, out, nchunk):
+    """``out [R, F] <- v [R, M] @ fb`` for the banded ``fb [M, F]`` of :func:`band_project`."""
+    R = v.shape[0]
+    M = fb.shape[0]
+    step = (R + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        for r in range(c * step, min(R, (c + 1) * step)):
+            o = out[r]
+            o[:] = 0.0
+            for m in range(M):
+                x = v[r, m]
+                for k in range(lo[m], hi[m]):
+                    o[k] += x * fb[m, k]
 
 
 @_njit

@@ -148,6 +148,9 @@ def _smoke_test(J, dt) -> None:
     J.window_magnitude(x, m, np.array([0.5, -0.25], dt), 8, 2)
     J.residual_grad(x, m, np.ones(3, dt), np.ones(5, dt), np.array([0.5, -0.25], dt), 8, dt(1e-15), np.ones(3, dt), 2)
     J.grad_window(x, m, m, 1.0, dt(1e-15), eps2, np.array([0.5, -0.25], dt), 8, 2)
+    lo, hi = np.zeros(2, np.int64), np.full(2, 5, np.int64)
+    J.band_project(m, lo, hi, m[:2].copy(), np.empty((3, 2), dt), 2)
+    J.band_adjoint(m[:, :2].copy(), lo, hi, m[:2].copy(), np.empty((3, 5), dt), 2)
     fr = np.ones((1, 3, 8), dt)
     y = np.ones((1, 16), dt)
     one = np.ones(1, np.int64)
@@ -209,6 +212,26 @@ def cosine_taps(window: torch.Tensor, max_taps: int = 3):
 
 
 _PAD_CODES = {"constant": 1, "reflect": 2, "replicate": 3, "circular": 4}  # jit.overlap_add's mode
+
+
+_BANDS: dict = {}
+
+
+def _bands(fb: torch.Tensor):
+    """``(lo [M], hi [M], fb as numpy)``: the bins ``[lo, hi)`` where each row of the filterbank
+    ``fb [M, F]`` (CPU) is nonzero; cached for the last few filterbanks seen."""
+    key = (fb.data_ptr(), fb._version, tuple(fb.shape), fb.dtype)
+    hit = _BANDS.get(key)
+    if hit is None:
+        w = fb.detach().contiguous().numpy()
+        nz = w != 0
+        any_ = nz.any(axis=1)
+        lo = np.where(any_, nz.argmax(axis=1), 0).astype(np.int64)
+        hi = np.where(any_, w.shape[1] - nz[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+        hit = _BANDS[key] = (lo, hi, w)
+        while len(_BANDS) > 4:
+            _BANDS.pop(next(iter(_BANDS)))
+    return hit
 
 
 def as_rows(z: torch.Tensor):
@@ -845,6 +868,19 @@ class Projector:
         J.grad_window(as_rows(c), ga.reshape(-1, F_).numpy(), m.view(-1, F_).numpy(), float(power), floor, tiny,
                       self._taps, self.stft.n_fft, nchunk)
         return c
+
+    def filterbank(self, a: torch.Tensor, fb: torch.Tensor, adjoint: bool = False) -> torch.Tensor:
+        """``a [B, T, F] @ fb^T`` (``[B, T, M]``), or with ``adjoint`` ``a [B, T, M] @ fb``
+        (``[B, T, F]``), for a filterbank ``fb [M, F]`` of this dtype, over each band's nonzero bins
+        only (kernels :func:`~specinv_cli.dsp.kernels.band_project` / ``band_adjoint``; the torch
+        twin is the dense ``matmul``). ``a`` contiguous."""
+        J, nchunk = jit_kernels()
+        lo, hi, w = _bands(fb)
+        M, F_ = fb.shape
+        out = torch.empty(*a.shape[:-1], F_ if adjoint else M, dtype=a.dtype)
+        fn = J.band_adjoint if adjoint else J.band_project
+        fn(a.view(-1, a.shape[-1]).numpy(), lo, hi, w, out.view(-1, out.shape[-1]).numpy(), nchunk)
+        return out
 
     def adjoint_overlap_add(self, g: torch.Tensor) -> torch.Tensor:
         """``[B, width]``: the inverse FFTs of the windowed gradient spectra ``g [B, T, F]``,
