@@ -287,12 +287,7 @@ def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: tor
         c = c[:, :n_frames] if t_all > n_frames else torch.nn.functional.pad(c, (0, 0, 0, n_frames - t_all))
     m = torch.linalg.vector_norm(torch.view_as_real(c), dim=-1)  # |c|: faster than complex abs on the CPU
     tiny = torch.finfo(m.dtype).tiny
-    if power == 1:
-        a = m
-    elif power > 1:
-        a = m.pow(power)
-    else:
-        a = (m.square() + tiny).pow(power / 2)
+    a = _power(m, power, tiny)
     tgt = target.reshape(-1, *target.shape[-2:]).transpose(1, 2)  # [B, T, F'] (a view)
     est = torch.matmul(a, fb.transpose(0, 1)) if fb is not None else a
     r = est - tgt
@@ -314,6 +309,13 @@ def spectral_loss(x: torch.Tensor, stft: STFT, target: torch.Tensor, weight: tor
     if t_all != n_frames:
         gc = gc[:, :t_all] if n_frames > t_all else torch.nn.functional.pad(gc, (0, 0, 0, t_all - n_frames))
     return loss, _adjoint_frames(stft, gc, L).reshape(*lead, L)
+
+
+def _power(m: torch.Tensor, power: float, tiny: float) -> torch.Tensor:
+    """``m^p``; for ``p < 1`` ``(m^2 + tiny)^(p/2)``, whose gradient stays finite at 0."""
+    if power == 1:
+        return m
+    return m.pow(power) if power > 1 else (m.square() + tiny).pow(power / 2)
 
 
 def _frame_major(z: torch.Tensor) -> torch.Tensor:
@@ -343,12 +345,7 @@ def _spectral_loss_fused(proj, xs: torch.Tensor, target: torch.Tensor, weight: t
         loss = (rows.view(B, T).sum(dim=1) * w).sum()
         return loss, proj.adjoint_overlap_add(g)
     c, m = proj.spectrum_magnitude(xs)
-    if power == 1:
-        a = m
-    elif power > 1:
-        a = m.pow(power)
-    else:
-        a = (m.square() + tiny).pow(power / 2)
+    a = _power(m, power, tiny)
     r = (proj.filterbank(a.contiguous(), fb) if fb is not None else a) - tgt
     loss = (r.square().sum(dim=(1, 2)) * w).sum()
     r.mul_((2 * half_n) * w.reshape(-1, 1, 1))
