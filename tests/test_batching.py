@@ -232,3 +232,13 @@ def test_ragged_pool_batches_close_lengths():
     assert all(len(b) <= 3 for b in batches)
     assert batches[0] == [10, 11, 12]  # the tightest run of three first (spread 2)
     assert {tuple(b) for b in batches} >= {(54, 55, 56), (88, 90, 91)}
+
+
+def test_batching_defaults_are_decided_by_the_pipeline():
+    """One place decides the batching per device: CPU one-length batches, CUDA any lengths and
+    blocks four at a time; a given batch size batches any lengths on both."""
+    from specinv_cli.batch.pipeline import DEFAULT_BATCH, batching
+
+    assert batching(torch.device("cpu")) == dict(batch_size=DEFAULT_BATCH, ragged_batches=False, block_batch=1)
+    assert batching(torch.device("cuda", 0)) == dict(batch_size=DEFAULT_BATCH, ragged_batches=True, block_batch=4)
+    assert batching(torch.device("cpu"), 3) == dict(batch_size=3, ragged_batches=True, block_batch=1)

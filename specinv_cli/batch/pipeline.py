@@ -23,7 +23,7 @@ from typing import Any, Iterator
 from ..algorithms.registry import get_method
 from ..options import InversionOptions
 
-__all__ = ["Failure", "Settings", "Pipeline"]
+__all__ = ["Failure", "Settings", "Pipeline", "batching", "DEFAULT_BATCH"]
 
 
 class Failure(Exception):
@@ -59,8 +59,7 @@ class Settings:
     overlap: int = 0
     block_batch: int = 1
     #: Batch items of different lengths together (the ragged operator), or only items of one
-    #: length (a plain batch on the fused path; the CPU default, where the ragged operator costs
-    #: more than batching saves: benchmarks/batch.py).
+    #: length (see :func:`batching` for the defaults).
     ragged_batches: bool = True
     #: Every file the call reads (inputs, stats, config files): no output may be one of them.
     reads: tuple = ()
@@ -113,6 +112,20 @@ def _label(name: str, n_items: int, i: int) -> str:
 
 #: Batches' worth of items a ragged pool holds before it runs one (the closest frame counts).
 POOL_BATCHES = 4
+
+#: Items inverted together by default.
+DEFAULT_BATCH = 16
+
+
+def batching(device, batch_size: int | None = None) -> dict:
+    """The batching fields of :class:`Settings` for ``device`` and a ``batch_size`` the user gave
+    (``None``: the default). Given, it batches items of any lengths. By default, on CUDA a batch
+    amortises kernel launches: any lengths, and long inputs' blocks four at a time; on the CPU
+    only items of one length, one block at a time (a batch's data leaves the caches that one
+    item's stays in, which costs about what batching saves: benchmarks/results/batch.md)."""
+    cuda = getattr(device, "type", str(device)).startswith("cuda")
+    return dict(batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+                ragged_batches=batch_size is not None or cuda, block_batch=4 if cuda else 1)
 
 
 class Pipeline:

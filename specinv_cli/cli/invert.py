@@ -13,10 +13,6 @@ from .flags import settings_options
 from ..algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options
 
 
-#: Items inverted together by default: of any lengths on CUDA, of one length on the CPU, where
-#: only that measured faster than one by one (benchmarks/batch.py, benchmarks/results/batch.md).
-DEFAULT_BATCH = 16
-
 
 def _method_option_decorators():
     """One click option per distinct method option in the registry (default None = method's),
@@ -211,19 +207,13 @@ def invert(inputs, output, output_dir, example, method, n_iter, init, seed, tol,
         limit = (available_memory(dev), "free CUDA memory" if dev.type == "cuda" else "available memory")
     else:
         limit = (max_memory, "--max-memory")
-    from ..batch.pipeline import Pipeline, Settings
-
-    # CPU default: batches of one length only (a plain batch pays there; the ragged operator does
-    # not); an explicit --batch-size, or CUDA, batches any lengths
-    ragged_batches = batch_size is not None or dev.type == "cuda"
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH
+    from ..batch.pipeline import Pipeline, Settings, batching
 
     settings = Settings(
         cfg=base_cfg, inversion=inversion.replace(device=dev), input_kind=input_kind, key=key, length=length,
         subtype=subtype, normalize=normalize, limit=limit, output=output, output_dir=output_dir, example=example,
-        debug=debug, batch_size=batch_size, skip_existing=skip_existing, block=block, overlap=overlap,
-        block_batch=4 if dev.type == "cuda" else 1, ragged_batches=ragged_batches, reads=tuple(reads),
+        debug=debug, skip_existing=skip_existing, block=block, overlap=overlap, **batching(dev, batch_size),
+        reads=tuple(reads),
         reserved=(history_file,) if history_file else ())
     try:
         settings.validate()
