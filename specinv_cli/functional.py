@@ -196,23 +196,13 @@ def stft_config(n_bins: int, n_fft: int | None = None, hop_length: int | None = 
 
 
 class _TensorWindowSTFT(STFT):
-    """An :class:`~specinv_cli.dsp.stft.STFT` whose window is a given tensor.
-
-    ``forward``, ``inverse`` and the window-square envelope read ``self.window``; redefining the
-    two operators (unchanged) keeps this STFT off the :class:`~specinv_cli.dsp.stft.Projector`'s
-    in-place fast path, whose fused kernels derive the window's frequency taps from
-    ``config.window``'s name rather than from ``self.window``."""
+    """An :class:`~specinv_cli.dsp.stft.STFT` whose window is a given tensor: its operators,
+    envelope and fast path (the Projector's taps) all read ``self.window``."""
 
     def __init__(self, config: STFTConfig, window: torch.Tensor, device=None, dtype=torch.float32):
         super().__init__(config, device=device, dtype=dtype)
         self.window = window.detach().to(device=self.device, dtype=dtype).contiguous()
         self._env_cache.clear()  # computed from the name's window otherwise
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x)
-
-    def inverse(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        return super().inverse(spec, length)
 
 
 def _make_stft(cfg: STFTConfig, window: torch.Tensor | None, device, dtype) -> STFT:

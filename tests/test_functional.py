@@ -231,6 +231,21 @@ def test_a_window_tensor_is_honoured_on_every_path(corpus, path):
     assert _rel(wrong, x) > 0.05
 
 
+def test_a_window_tensor_takes_the_fast_path_with_its_own_taps():
+    """A window tensor runs on the projector's fast path like a named window, with frequency taps
+    from the tensor itself (Hann squared: five taps, not Hann's three), or none for a window that
+    is no cosine sum (then it is applied in time)."""
+    from specinv_cli.config import STFTConfig
+
+    cfg = STFTConfig(n_fft=256, hop_length=64)
+    for w, n_taps in ((torch.hann_window(256) ** 2, 3), (torch.hann_window(256), 2), (torch.rand(256) + 0.5, None)):
+        op = F._make_stft(cfg, w, "cpu", torch.float32)
+        proj = op.projector((1, op.n_freqs, 20), op.default_length(20))
+        assert proj.fast
+        if proj._jit_ok:
+            assert (None if proj._taps is None else len(proj._taps)) == n_taps
+
+
 def test_a_shorter_window_tensor_is_centred_in_the_frame(corpus):
     x = torch.from_numpy(load_clip(SPEECH[0], 0.5, SPEECH[2]))
     w = torch.hann_window(800, periodic=False)

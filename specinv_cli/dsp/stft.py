@@ -190,21 +190,22 @@ def jit_kernels():
     return J, 4 * n
 
 
-def cosine_taps(window: torch.Tensor, max_taps: int = 3):
+def cosine_taps(window: torch.Tensor, max_taps: int = 3, rtol: float = 1e-9):
     """Frequency-domain taps of a cosine-sum window, or ``None``.
 
     For ``w[n] = sum_k a_k cos(2 pi k n / N)`` (Hann, Hamming, Blackman, rectangular; periodic,
     the full ``n_fft``), ``rfft(w * x)[j] = sum_k taps[|k|] rfft(x)[j - k]`` with
     ``taps = DFT(w)[:K + 1] / N``; returned as float64 numpy when ``DFT(w)`` is real and vanishes
-    past ``max_taps - 1`` bins.
+    past ``max_taps - 1`` bins, to ``rtol`` of its largest (for a window rounded to float32,
+    a few of its eps).
     """
     w = window.detach().to("cpu", torch.float64)
     n = w.shape[-1]
     d = torch.fft.rfft(w) / n
     scale = float(d.abs().max())
-    if scale == 0 or float(d.imag.abs().max()) > 1e-9 * scale:
+    if scale == 0 or float(d.imag.abs().max()) > rtol * scale:
         return None
-    big = (d.real.abs() > 1e-9 * scale).nonzero().flatten()
+    big = (d.real.abs() > rtol * scale).nonzero().flatten()
     K = int(big.max())
     if K >= max_taps or 2 * K >= n:
         return None
@@ -587,7 +588,11 @@ class Projector:
         self._jit_ok = self.fast and stft.device.type == "cpu" and stft.dtype in (torch.float32, torch.float64)
         if self._jit_ok:
             npdt = np.float32 if stft.dtype == torch.float32 else np.float64
-            taps = cosine_taps(get_window(stft.config.window, stft.win_length, stft.n_fft, dtype=torch.float64))
+            named = get_window(stft.config.window, stft.win_length, stft.n_fft, dtype=torch.float64)
+            # the window the operators use; the name's in double precision when it is that window
+            same = torch.equal(stft.window.cpu(), named.to(stft.dtype))
+            taps = (cosine_taps(named) if same else
+                    cosine_taps(stft.window, rtol=max(1e-9, 16 * torch.finfo(stft.dtype).eps)))
             self._taps = None if taps is None else (taps * stft._scale).astype(npdt)
             # taps that turn _spectrum's output into the STFT (identity when it windowed in time)
             self._ktaps = self._taps if taps is not None else np.ones(1, npdt)
