@@ -418,21 +418,9 @@ class Pipeline:
                 yield from self._input_error(job.name, msg if job.name in msg else f"{job.name}: {msg}",
                                              [job.dests[i] for i in mine], mine if job.n_items > 1 else None)
             return
-        per_item = res.seconds / len(items)
-        shown = []
-        for b, (job, i) in enumerate(items):
-            audio = res.audio[b, : res.lengths[b]].cpu().numpy()
-            metrics = {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}
-            hist = _item_history(res.history, b)
-            try:
-                rec = self._write(job, i, audio, metrics, res, per_item, hist, batch=len(items),
-                                  failure=res.failures[b])
-                shown.append(rec)
-                yield rec
-            except Failure as e:
-                shown.append(None)
-                yield self._item_error(job, i, str(e))
-        done(shown)
+        entries = [(job, i, res.audio[b, : res.lengths[b]].cpu().numpy(),
+                    {k: float(v.reshape(-1)[b]) for k, v in res.metrics.items()}) for b, (job, i) in enumerate(items)]
+        yield from self._write_items(entries, res, done, batch=len(items))
 
     # --- single inputs ---------------------------------------------------------------------
     def _run_single(self, job: _Job) -> Iterator[dict]:
@@ -448,12 +436,17 @@ class Pipeline:
             return
         audio = res.audio.reshape(job.n_items, -1).cpu().numpy()
         flat = {k: v.reshape(-1).tolist() for k, v in res.metrics.items()}
+        entries = [(job, i, audio[i], {k: v[i] for k, v in flat.items()}) for i in range(job.n_items)]
+        yield from self._write_items(entries, res, done)
+
+    def _write_items(self, entries, res, done, batch: int = 1) -> Iterator[dict]:
+        """Writes the items of one inversion's result ``res``: ``entries`` are ``(job, i, audio,
+        metrics)`` in the result's row order; one record or item error each, then ``done``."""
         shown = []
-        for i in range(job.n_items):
-            hist = _item_history(res.history, i)
+        for row, (job, i, audio, metrics) in enumerate(entries):
             try:
-                rec = self._write(job, i, audio[i], {k: v[i] for k, v in flat.items()}, res,
-                                  res.seconds / job.n_items, hist, failure=res.failures[i])
+                rec = self._write(job, i, audio, metrics, res, res.seconds / len(entries),
+                                  _item_history(res.history, row), batch=batch, failure=res.failures[row])
                 shown.append(rec)
                 yield rec
             except Failure as e:
