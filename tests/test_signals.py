@@ -61,3 +61,33 @@ def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     assert left == ["in0.wav"], left  # finished output kept, nothing of the interrupted ones
     audio, sr = read_wav(out / "in0.wav")
     assert sr == 22050 and len(audio) == 7 * HOP and np.all(np.isfinite(audio)) and np.abs(audio).max() > 0
+
+
+def test_a_signal_dropped_inside_a_callback_from_c_still_ends_the_run():
+    """numba compiling a kernel calls back into Python through ctypes; a KeyboardInterrupt raised
+    by the signal handler there is printed and dropped by ctypes, and the run would go on. The
+    handler also records the signal, and the next iteration (Monitor.step) or input raises."""
+    import ctypes
+    import os
+
+    from specinv_cli.algorithms.base import Monitor
+    from specinv_cli.cli.common import install_signal_handlers
+    from specinv_cli.util import interrupt
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        install_signal_handlers()
+        def body():
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs here, inside the callback
+            for _ in range(1000):
+                pass
+
+        ctypes.CFUNCTYPE(None)(body)()  # returns normally: ctypes dropped the KeyboardInterrupt
+        assert interrupt.pending()
+        with pytest.raises(KeyboardInterrupt):
+            Monitor().step(1, None)
+    finally:
+        interrupt.clear()
+        for s, h in saved.items():
+            signal.signal(s, h)
+    assert Monitor().step(1, None) is False  # nothing pending: iterations go on

@@ -30,6 +30,7 @@ from typing import Callable
 import torch
 
 from ..dsp import metrics as _metrics
+from ..util import interrupt
 from ..dsp.stft import STFT, fit_frames, magnitude_projection
 
 __all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit",
@@ -92,7 +93,9 @@ class Monitor:
     def step(self, i: int, est_mag: torch.Tensor | Callable[[], torch.Tensor]) -> bool:
         """Record that ``i`` iterations are done; ``est_mag`` is the current estimate's STFT
         magnitude (or a function computing it, called only when an evaluation is due).
-        Returns ``True`` when the algorithm should stop."""
+        Returns ``True`` when the algorithm should stop. Raises ``KeyboardInterrupt`` when a
+        signal asked the run to end (:func:`specinv_cli.util.interrupt.check`)."""
+        interrupt.check()
         self.iterations = i
         if not self.due(i):
             return False

@@ -22,6 +22,7 @@ from typing import Any, Iterator
 
 from ..algorithms.registry import get_method
 from ..options import InversionOptions
+from ..util import interrupt
 
 __all__ = ["Failure", "Settings", "Pipeline", "batching", "DEFAULT_BATCH"]
 
@@ -148,6 +149,7 @@ class Pipeline:
     # --- entry points ----------------------------------------------------------------------
     def feed(self, path: str, name: str | None = None) -> Iterator[dict]:
         """Process one input (``name``: output name without suffix, may hold subfolders)."""
+        interrupt.check()  # a signal whose KeyboardInterrupt a callback from C dropped
         try:
             job = self._load(path, name)
         except Failure as e:

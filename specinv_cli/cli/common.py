@@ -110,12 +110,15 @@ def ignore_signals():
 
 
 def install_signal_handlers():
-    """SIGTERM and SIGHUP (a closed terminal, a batch system's stop) end the run as SIGINT does."""
+    """SIGINT, SIGTERM and SIGHUP (Ctrl-C, a batch system's stop, a closed terminal) end the run:
+    ``KeyboardInterrupt``, and the signal recorded (:mod:`specinv_cli.util.interrupt`) for when
+    that exception is raised inside a callback from C and dropped there."""
+    from ..util import interrupt
+
     def on_term(signum, frame):
+        interrupt.note(signum)
         raise KeyboardInterrupt
     for sig in _ENDING:
-        if sig == signal.SIGINT:
-            continue
         try:
             if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice is kept
                 signal.signal(sig, on_term)
