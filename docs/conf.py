@@ -90,7 +90,8 @@ API = [
                                    "specinv_cli.companion.report"]),
     ("Internals the above refer to", ["specinv_cli.batch.blocks", "specinv_cli.dsp.kernels",
                                       "specinv_cli.util", "specinv_cli.util.limits", "specinv_cli.util.text",
-                                      "specinv_cli.util.stdio", "specinv_cli.util.sniff", "specinv_cli.cli.flags"]),
+                                      "specinv_cli.util.stdio", "specinv_cli.util.sniff", "specinv_cli.util.interrupt",
+                                      "specinv_cli.cli.flags"]),
 ]
 GENERATED = DOCS / "_generated"
 
