@@ -207,3 +207,31 @@ def test_outputs_get_the_usual_file_mode(tmp_path, capsys, mag):
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(os.stat(tmp_path / "a.wav").st_mode) == 0o666 & ~mask
+
+
+def test_loading_torch_leaves_the_collector_on(monkeypatch):
+    """The commands import torch with the cyclic collector off (its import triggers several full
+    collections that free nothing) and park what exists then in the permanent generation; the
+    collector is back on afterwards, also when the import fails."""
+    import builtins
+    import gc
+
+    from specinv_cli.cli.common import load_torch
+
+    monkeypatch.setattr("specinv_cli.util.threads.configure", lambda threads: None)  # keep this process's env
+    gc.unfreeze()
+    load_torch(lambda m: (_ for _ in ()).throw(AssertionError(m)))
+    assert gc.isenabled() and gc.get_freeze_count() > 0
+    gc.unfreeze()
+    real_import = builtins.__import__
+
+    def no_torch(name, *a, **k):
+        if name == "torch":
+            raise ImportError("no torch here")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    said = []
+    load_torch(said.append)
+    assert said and "cannot load torch" in said[0] and gc.isenabled()
+    gc.unfreeze()

@@ -86,12 +86,21 @@ def load_torch(fail, threads: int | None = None) -> None:
     from ..util.threads import configure
 
     configure(threads)
+    import gc
+
+    # torch's import allocates enough to trigger several full collections (a quarter of a second
+    # here), none of which frees anything: collect nothing during it, then park what it built
+    # where later collections do not scan it
+    gc.disable()
     try:
         import torch  # noqa: F401
     except (ImportError, MemoryError, OSError, SystemError) as e:
         why = "not enough memory" if isinstance(e, (MemoryError, SystemError)) else \
             (str(e).splitlines() or [type(e).__name__])[0][:200]
         fail(f"cannot load torch ({why}); check `ulimit -v`/`-d` or the container's memory limit")
+    finally:
+        gc.freeze()
+        gc.enable()
 
 
 #: Signals that end a run like Ctrl-C: temporaries removed, finished outputs kept, exit 130.
