@@ -127,6 +127,13 @@ def install_signal_handlers():
     def on_term(signum, frame):
         interrupt.note(signum)
         raise KeyboardInterrupt
+
+    report = sys.unraisablehook
+
+    def unraisable(u):  # the callback's caller drops it with a traceback; the run ends at the next check
+        if not (isinstance(u.exc_value, KeyboardInterrupt) and interrupt.pending()):
+            report(u)
+    sys.unraisablehook = unraisable
     for sig in _ENDING:
         try:
             if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice is kept
