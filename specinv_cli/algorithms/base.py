@@ -30,8 +30,8 @@ from typing import Callable
 import torch
 
 from ..dsp import metrics as _metrics
-from ..util import interrupt
 from ..dsp.stft import STFT, fit_frames, magnitude_projection
+from ..util import interrupt
 
 __all__ = ["Progress", "Monitor", "MonitorView", "prepare", "random_phase", "zero_phase", "unit",
            "wants_grad", "Plain", "real_view", "lerp_into", "sub_into", "axpy_into"]

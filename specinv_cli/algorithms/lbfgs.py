@@ -243,9 +243,10 @@ def lbfgs(mag: torch.Tensor, stft: STFT, *, n_iter: int = 100, init: torch.Tenso
         known = closed and fb is not None and hasattr(domain, "power")  # a filterbank: closed form
 
         q = power * float(domain.power) if known else None
+        fb_x = fb.to(x0.dtype) if known else None  # once, not per evaluation (the iterates keep x0's dtype)
 
         def mel_loss_grad(x, target, weight):
-            return spectral_loss(x, stft, target, weight, n_frames=n_frames, power=q, fb=fb.to(x.dtype))
+            return spectral_loss(x, stft, target, weight, n_frames=n_frames, power=q, fb=fb_x)
         return lbfgs_waveform(domain_target, lambda x: domain(magnitude(x)), x0, n_iter=n_iter,
                               monitor=monitor, monitor_fn=lambda x: domain(fit(stft.forward(x).abs())),
                               lr=lr, history_size=history_size, loss_grad=mel_loss_grad if known else None,
@@ -401,39 +402,39 @@ def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
 
 def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
     """A step ``t`` along ``d`` meeting the strong Wolfe conditions (Nocedal & Wright, Algorithms
-    3.5 and 3.6, cubic interpolation). Returns ``(f, g, t, evaluations, x + t d)``."""
-    pts = {}  # step -> the point it was evaluated at (the accepted one is handed back, not rebuilt)
-
-    def at(t):
-        pts[t] = xt = torch.add(x, d, alpha=t)
+    3.5 and 3.6, cubic interpolation). Returns ``(f, g, t, evaluations, x + t d)``: the point
+    the accepted step was evaluated at is handed back, not rebuilt."""
+    def at(t):  # a trial: (t, f, g, g . d, the point)
+        xt = torch.add(x, d, alpha=t)
         f, g = fun(xt)
-        return float(f), g, float(torch.dot(g.reshape(-1), d.reshape(-1)))
+        return t, float(f), g, float(torch.dot(g.reshape(-1), d.reshape(-1))), xt
 
-    def done(f, g, t, evals):
-        return f, g, t, evals, pts[t] if t in pts else torch.add(x, d, alpha=t)
+    def done(p, evals):
+        return p[1], p[2], p[0], evals, p[4]
 
-    t_prev, f_prev, g_prev, gtd_prev = 0.0, f0, g0, gtd0
+    prev = (0.0, f0, g0, gtd0, x)
     evals = 0
     bracket = None
     while evals < max_evals:
-        f, g, gtd = at(t)
+        cur = at(t)
         evals += 1
+        f, gtd = cur[1], cur[3]
         if f != f:  # NaN: step back
-            t = (t_prev + t) / 2
+            t = (prev[0] + t) / 2
             continue
-        if f > f0 + c1 * t * gtd0 or (evals > 1 and f >= f_prev):
-            bracket = [(t_prev, f_prev, g_prev, gtd_prev), (t, f, g, gtd)]
+        if f > f0 + c1 * t * gtd0 or (evals > 1 and f >= prev[1]):
+            bracket = [prev, cur]
             break
         if abs(gtd) <= -c2 * gtd0:
-            return done(f, g, t, evals)
+            return done(cur, evals)
         if gtd >= 0:
-            bracket = [(t, f, g, gtd), (t_prev, f_prev, g_prev, gtd_prev)]
+            bracket = [cur, prev]
             break
-        t_next = _cubic_min(t_prev, f_prev, gtd_prev, t, f, gtd, t + 0.01 * (t - t_prev), t * 10)
-        t_prev, f_prev, g_prev, gtd_prev = t, f, g, gtd
+        t_next = _cubic_min(prev[0], prev[1], prev[3], t, f, gtd, t + 0.01 * (t - prev[0]), t * 10)
+        prev = cur
         t = t_next
     else:
-        return done(f, g, t, evals)
+        return done(cur, evals)
     lo, hi = bracket  # lo: the lower value; the minimiser lies between them
     while evals < max_evals:
         a, b = sorted((lo[0], hi[0]))
@@ -441,17 +442,18 @@ def _strong_wolfe(fun, x, t, d, f0, g0, gtd0, c1=1e-4, c2=0.9, max_evals=25):
         if width <= 1e-9 * max(b, 1e-30):
             break
         t = _cubic_min(lo[0], lo[1], lo[3], hi[0], hi[1], hi[3], a + 0.1 * width, b - 0.1 * width)
-        f, g, gtd = at(t)
+        cur = at(t)
         evals += 1
+        f, gtd = cur[1], cur[3]
         if f > f0 + c1 * t * gtd0 or f >= lo[1]:
-            hi = (t, f, g, gtd)
+            hi = cur
         else:
             if abs(gtd) <= -c2 * gtd0:
-                return done(f, g, t, evals)
+                return done(cur, evals)
             if gtd * (hi[0] - lo[0]) >= 0:
                 hi = lo
-            lo = (t, f, g, gtd)
-    return done(lo[1], lo[2], lo[0], evals)
+            lo = cur
+    return done(lo, evals)
 
 
 def minimize_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]], z0: torch.Tensor, *,

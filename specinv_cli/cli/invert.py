@@ -13,7 +13,6 @@ from .flags import settings_options
 from ..algorithms.registry import DEFAULT_INIT, DEFAULT_MEL_METHOD, DEFAULT_METHOD, INITS, REGISTRY, all_options
 
 
-
 def _method_option_decorators():
     """One click option per distinct method option in the registry (default None = method's),
     plugins' included: reading the registry loads their light spec entry points (not their
