@@ -94,7 +94,9 @@ class RaggedSTFT(STFT):
         valid = inside & (idx >= 0) & (idx < L)
         return torch.where(valid, idx, torch.full_like(idx, self.l_max))
 
-    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, <= L_max]`` padded item by item at its own ends (:meth:`_gather_index`):
+        ``[B, L_max + 2 p]``, as the plain STFT's ``_pad`` is for one length."""
         x = x.reshape(len(self.frames), -1)
         if x.shape[-1] < self.l_max:
             x = torch.nn.functional.pad(x, (0, self.l_max - x.shape[-1]))
@@ -126,7 +128,7 @@ class RaggedSTFT(STFT):
     # --- operators -------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, F, T_max]``: each item analysed alone, zero frames after its end."""
-        spec = self._raw.forward(self._padded(x))
+        spec = self._raw.forward(self._pad(x))
         return spec * self._frame_mask[:, None, :]
 
     def inverse(self, spec: torch.Tensor, length: int | None = None) -> torch.Tensor:

@@ -648,10 +648,8 @@ class Projector:
         """ISTFT of ``spec [..., F, T]`` as a signal (see the class docstring)."""
         if not self._use_fast(spec):
             y = self.stft.inverse(spec, self.length)
-            if self.fast:  # autograd: same layout, out of place (a ragged batch: each item's own padding)
-                y = y.reshape(self.batch, -1)
-                y = self.stft._padded(y) if self.items is not None else self.stft._pad(y)
-                y = y[:, :self.width].reshape(*self.lead, self.width)
+            if self.fast:  # autograd: same layout, out of place (a ragged batch pads each item itself)
+                y = self.stft._pad(y.reshape(self.batch, -1))[:, :self.width].reshape(*self.lead, self.width)
             return y if out is None else out.copy_(y)
         s = self.stft
         B, T, N, hop = self.batch, self.n_frames, s.n_fft, s.hop
@@ -715,8 +713,9 @@ class Projector:
             if self.fast:  # autograd: same layout, out of place
                 frames = sig.reshape(self.batch, self.width).unfold(-1, s.n_fft, s.hop) * self._wana
                 spec = torch.fft.rfft(frames, dim=-1)
-                if self.items is not None:
-                    spec = spec * s._frame_mask[:, :, None]
+                if self.items is not None:  # out of place: the frames t >= T_b of each item zeroed
+                    t = torch.arange(self.n_frames, device=spec.device)
+                    spec = spec * (t < torch.tensor(self.items, device=spec.device)[:, None])[..., None]
                 spec = spec.transpose(1, 2).reshape(*self.lead, s.n_freqs, self.n_frames)
             else:
                 spec = fit_frames(s.forward(self.signal(sig)), self.n_frames)
