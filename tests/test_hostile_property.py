@@ -255,14 +255,17 @@ def check_output_file(p: Path, rel: str, sr: int | None, kinds: set[str], json_p
         check_audio_bytes(p.read_bytes(), rel, sr, suffix)
 
 
-def check_effects(folder: Path, before: dict, kinds: set[str], sr: int | None = None, json_paths=()) -> list[str]:
-    """Inputs unchanged, no temporaries, every new file a complete output; returns the new files."""
+def check_effects(folder: Path, before: dict, kinds: set[str], sr: int | None = None, json_paths=(),
+                  replaceable=()) -> list[str]:
+    """Inputs unchanged, no temporaries, every new file a complete output; returns the new files.
+    ``replaceable``: files that were there before but are the command's own destinations and not
+    read by it (an earlier output, say); one may be replaced, by a complete output only."""
     after = snapshot(folder)
     tmps = [r for r in after if ".specinv-tmp-" in r]
     assert not tmps, f"temporary files left: {tmps}"
     for rel, (kind, val) in before.items():
-        if kind == "link":
-            continue  # the link may be replaced by an output; its target is checked as itself
+        if kind == "link" or (kind == "file" and rel in replaceable and after.get(rel, (None,))[0] == "file"):
+            continue  # a link may be replaced by an output (its target is checked as itself), so may a destination
         if kind in ("fifo", "chr", "sock"):
             assert after.get(rel, (None,))[0] == kind, f"special file {rel!r} ({kind}) was replaced: {after.get(rel)}"
             continue
@@ -763,10 +766,11 @@ def _stft_in(capsysbinary, data, folder: Path):
     names = [write_audio(folder, audio_spec(fk, f"audio {i}")) for i in range(n_inputs)]
     _decoy(folder)
     inputs = list(names)
+    in_folder = []
     if fk.val("folder input", [False], [True]):  # a folder of audio files as an input
         (folder / "in").mkdir()
         for i in range(pk.draw(st.integers(0, 2), label="folder files")):
-            write_audio(folder / "in", audio_spec(fk, f"folder audio {i}"))
+            in_folder.append(write_audio(folder / "in", audio_spec(fk, f"folder audio {i}")))
         (folder / "in" / ".hidden.wav").write_bytes(b"not audio")
         inputs.append("in")
     if fk.val("missing input", [False], [False, True]):
@@ -798,7 +802,12 @@ def _stft_in(capsysbinary, data, folder: Path):
         for f in streams:
             f.finish()
     check_stderr(rc, err)
-    new = check_effects(folder, before, {fmt})
+    # what stft reads: the files named, and a folder's files with an audio suffix (of those drawn here,
+    # .wav and .flac in any case: the documented scan); any other file at one of its destinations is
+    # not an input, so an output may replace it
+    read = {str(Path(n)) for n in names} | {f"in/{n}" for n in in_folder if Path(n).suffix.lower() in (".wav", ".flac")}
+    dests = {str(Path(out_dir) / f"{Path(n).stem}.{fmt}") for n in [*names, *in_folder]}
+    new = check_effects(folder, before, {fmt}, replaceable=dests - read)
     if as_json:
         recs = check_json_stdout(out, rc)
         for r in recs:

@@ -160,7 +160,7 @@ def test_comparisons_that_cannot_be_right_are_refused(tmp_path, capsys, corpus):
     SPEC it is compared with); refused with exit 2 and no PNG, unless a flag asks deliberately."""
     import soundfile as sf
 
-    from companionhelp import GUITAR, SR, write_resampled, write_stereo
+    from companionhelp import SR, write_resampled, write_stereo
 
     clip = write_clip(tmp_path / "clip.wav", subtype="FLOAT")
     assert run(capsys, "stft", tmp_path / "clip.wav", "-O", tmp_path / "d")[0] == 0
