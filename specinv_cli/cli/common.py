@@ -291,3 +291,19 @@ def audio_inputs(run: Run, inputs) -> list:
 
 def fmt_number(v, digits=2):
     return "" if v is None else f"{v:.{digits}f}"
+
+
+def print_table(table) -> None:
+    """A rich table on stdout, as a result: at the terminal's width on a TTY; to a pipe, rows never
+    wrap and lines carry no trailing padding (rich pads every line to the table's width)."""
+    from rich.console import Console
+
+    tty = sys.stdout.isatty()
+    con = Console(file=sys.stdout, highlight=False, soft_wrap=False, width=None if tty else 100_000)
+    if tty:
+        con.print(table)
+        return
+    with con.capture() as cap:
+        con.print(table)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
+    sys.stdout.flush()

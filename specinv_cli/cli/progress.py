@@ -68,6 +68,25 @@ class Reporter:
             finally:
                 self._progress = None
 
+    @contextmanager
+    def counter(self, total: int, what: str):
+        """A bar over ``total`` items on a terminal (nothing otherwise): yields ``step(i, name)``,
+        called before item ``i``."""
+        if not self.live or total < 2:
+            yield lambda i, name: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(printable(what).replace("[", "\\[")), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[name]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                      console=self.console, transient=True) as bar:
+            task = bar.add_task(what, total=total, name="")
+
+            def step(i, name):
+                bar.update(task, completed=i, name=printable(str(name)).replace("[", "\\["))
+
+            yield step
+
     def callback_for(self, labels: list[str], total: int):
         """A :class:`~specinv_cli.algorithms.base.Progress` callback driving one bar per item."""
         if self._progress is None:

@@ -13,8 +13,9 @@
   :class:`~specinv_cli.dsp.stft.STFT` magnitude as ``kind`` (magnitude/power/db/log), or the mel
   features :func:`specinv_cli.dsp.mel.encode` gives (compression, normalisation), in the preset's layout.
 - :func:`evaluate` scores a waveform against a target spectrogram (SC/SNR/SER in the target's
-  domain: mel SC for mel features) and, given the original waveform, the log-spectral distance
-  and, when ``pesq``/``pystoi`` import, PESQ and STOI.
+  domain: mel SC for mel features), given the original waveform, the log-spectral distance and the
+  metrics of :mod:`~specinv_cli.companion.suite` (MCD, PESQ, STOI, ViSQOL, F0), and DNSMOS, which
+  needs no reference.
 
 Example
 -------
@@ -47,7 +48,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..dsp.resample import resample
 from ..io.spectrogram import InputError
+from .suite import METRICS, score_output, score_pair, selected
 
 __all__ = ["SPEC_KINDS", "audio_suffixes", "is_audio_file", "read_audio", "load_audio", "resample", "analyze",
            "stft_bytes", "save_array", "atomic_write", "CompareOptions", "ComparisonError", "Checked", "check_comparison",
@@ -62,11 +65,8 @@ LOG_FLOOR = 1e-10
 #: bins (where any estimate is "infinitely" wrong in dB) do not dominate the distance.
 LSD_FLOOR_DB = 100.0
 
-#: Metric name -> (label, unit, higher is better) for tables and reports.
-METRIC_INFO = {
-    "sc": ("SC", "dB", False), "snr": ("SNR", "dB", True), "ser": ("SER", "dB", True),
-    "lsd": ("LSD", "dB", False), "pesq": ("PESQ", "", True), "stoi": ("STOI", "", True),
-}
+#: Metric name -> (label, unit, higher is better) for tables and reports (:data:`~.suite.METRICS`).
+METRIC_INFO = {k: (m.label, m.unit, m.higher_is_better) for k, m in METRICS.items()}
 
 
 # --- files --------------------------------------------------------------------------------
@@ -119,38 +119,6 @@ def save_array(path, array: np.ndarray) -> None:
 
 
 # --- audio --------------------------------------------------------------------------------
-def _resampled_length(n: int, sr_in: int, sr_out: int) -> int:
-    return int(math.ceil(n * (int(sr_out) / int(sr_in))))
-
-
-def resample(audio: np.ndarray, sr_in: int, sr_out: int, *, max_bytes: float | None = None,
-             source: str | None = None) -> np.ndarray:
-    """``audio [..., L]`` from ``sr_in`` to ``sr_out`` Hz (soxr, high quality; what librosa's
-    ``resample(res_type="soxr_hq")`` gives, without importing librosa and numba).
-
-    The result's size follows from the ratio, not from the input's: it is checked against
-    ``max_bytes`` (``None``: the available memory, :func:`specinv_cli.util.limits.host_memory`;
-    ``inf``: no limit) before anything is allocated, an :class:`InputError` naming ``source``."""
-    if int(sr_in) == int(sr_out):
-        return audio
-    import soxr
-
-    from ..util.limits import check_bytes
-
-    x = np.asarray(audio, dtype=np.float32)
-    n_out = _resampled_length(x.shape[-1], sr_in, sr_out)
-    rows = int(np.prod(x.shape[:-1])) if x.ndim > 1 else 1
-    # soxr's output, and the copy that fixes its length
-    check_bytes(source, 2 * 4 * rows * n_out, max_bytes, f"resampling from {int(sr_in)} Hz to {int(sr_out)} Hz")
-    flat = x.reshape(rows, x.shape[-1])
-    out = np.zeros((rows, n_out), dtype=np.float32)
-    for r in range(rows):
-        y = soxr.resample(flat[r], int(sr_in), int(sr_out), quality="soxr_hq")
-        k = min(len(y), n_out)
-        out[r, :k] = y[:k]
-    return out.reshape(*x.shape[:-1], n_out)
-
-
 def _sniffed(path) -> str:
     from ..util.sniff import looks_like
 
@@ -536,56 +504,28 @@ def lsd(est, ref, cfg, floor_db: float = LSD_FLOOR_DB) -> float:
     return float(d.pow(2).mean(dim=-2).sqrt().mean())
 
 
-def _pesq(est, ref, sr):
-    """Wide-band PESQ (ITU-T P.862.2) at 16 kHz, or ``(None, reason)``."""
-    try:
-        from pesq import pesq
-    except ImportError:
-        return None, "PESQ left out: the 'pesq' package is not installed (pip install 'specinv-cli[eval]')"
-    try:
-        r16, e16 = resample(ref, sr, 16000), resample(est, sr, 16000)
-    except InputError as e:
-        return None, f"PESQ left out: {e.message}"
-    try:
-        return float(pesq(16000, r16.astype(np.float64), e16.astype(np.float64), "wb")), None
-    except Exception as e:  # pesq raises its own errors (no utterances, too short...)
-        return None, f"PESQ left out: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".rstrip(": ")
-
-
-def _stoi(est, ref, sr):
-    """STOI (Taal et al. 2011; pystoi resamples to 10 kHz itself), or ``(None, reason)``."""
-    try:
-        from pystoi import stoi
-    except ImportError:
-        return None, "STOI left out: the 'pystoi' package is not installed (pip install 'specinv-cli[eval]')"
-    try:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pystoi warns on very short signals; we report the value
-            v = float(stoi(np.asarray(ref, dtype=np.float64), np.asarray(est, dtype=np.float64), int(sr), extended=False))
-    except Exception as e:
-        return None, f"STOI left out: {type(e).__name__}: {e}"
-    if not math.isfinite(v):
-        return None, "STOI left out: undefined for this signal (silent or too short)"
-    return v, None
-
-
 def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_rate: int | None = None,
-             scale_invariant: bool = False, perceptual: bool = True, options: CompareOptions | None = None,
-             source: str | None = None, target_source: str | None = None,
-             reference_source: str | None = None) -> Evaluation:
+             scale_invariant: bool = False, perceptual: bool = True, metrics=None,
+             options: CompareOptions | None = None, source: str | None = None, target_source: str | None = None,
+             reference_source: str | None = None, crepe_model: str = "tiny") -> Evaluation:
     """Score a waveform against the spectrogram it was reconstructed from.
 
     Parameters
     ----------
     audio : ``[L]`` (or ``[C, L]``) waveform, e.g. ``specinv invert``'s output, at ``sample_rate``.
     target : a :class:`~specinv_cli.io.spectrogram.Target` of one item ``[F, T]`` (``load_spectrogram``):
-        a linear magnitude, or mel features (``mel_features``), decoded with ``cfg``.
+        a linear magnitude, or mel features (``mel_features``), decoded with ``cfg``; or ``None``
+        (no SC/SNR/SER; the output's length is then checked against the reference only).
     cfg : the settings the target was made with (those given to ``invert``).
     reference : the original waveform ``[L']`` (at ``reference_rate``, default ``sample_rate``):
-        adds ``lsd`` (:func:`lsd`) and, when ``perceptual`` and the packages import, ``pesq``
-        (wide-band, at 16 kHz) and ``stoi``.
+        adds the reference-based metrics (``lsd`` (:func:`lsd`), ``mcd``, ``pesq``, ``stoi``,
+        ``visqol``, ``visqol_audio``, ``f0_rmse``/``periodicity``/``vuv_f1``:
+        :func:`~specinv_cli.companion.suite.score_pair`).
+    perceptual, metrics : the metric groups to compute (:data:`~specinv_cli.companion.suite.GROUPS`;
+        ``metrics=None``: all); ``perceptual=False`` leaves out the model-based ones
+        (:data:`~specinv_cli.companion.suite.PERCEPTUAL`). DNSMOS needs no reference. A metric
+        whose package is missing (the ``[eval]`` extra) or that is undefined for the signal is
+        left out with a note.
     scale_invariant : SC/SER after the least-squares gain ``g = <S_hat, S> / <S_hat, S_hat>``
         (the gain is reported as ``gain``). Off by default: SC is scale-sensitive, and a WAV that
         ``invert`` peak-normalised (its peak exceeded full scale) is measured as written.
@@ -606,47 +546,46 @@ def evaluate(audio, sample_rate: int, target, cfg, *, reference=None, reference_
     from ..dsp.stft import STFT
     from ..dsp.metrics import compute
 
-    if target.mag.dim() != 2:
+    groups = selected(metrics, perceptual)
+    if target is not None and target.mag.dim() != 2:
         raise ValueError(f"evaluate takes one item [F, T], got shape {tuple(target.mag.shape)}")
-    cfg = cfg.with_bins(target.mag.shape[-2], target_source or source or "target")
-    n_frames = target.mag.shape[-1]
+    n_frames = None
+    if target is not None:
+        cfg = cfg.with_bins(target.mag.shape[-2], target_source or source or "target")
+        n_frames = target.mag.shape[-1]
     chk = check_comparison(audio, sample_rate, cfg, n_frames=n_frames, reference=reference,
                            reference_rate=reference_rate, options=options, source=source,
                            target_source=target_source, reference_source=reference_source)
     notes = list(chk.notes)
-    stft = STFT(cfg, dtype=torch.float64)
-    x = torch.from_numpy(chk.audio.astype(np.float64))
-    try:
-        est = spectrogram_of(x, stft, n_frames)
-    except ValueError as e:
-        raise InputError(source, f"too short for these settings ({e})") from None
-    if target.mel_features:
-        from ..dsp.mel import MelTransform, decode
-
-        ref = decode(target.mag.to(torch.float64), cfg)
-        est = MelTransform(cfg, dtype=torch.float64)(est)
-        domain = "mel"
-    else:
-        ref = target.mag.to(torch.float64)[: cfg.n_fft // 2 + 1]
-        domain = "linear"
     metrics = {}
-    if scale_invariant:
-        den = float((est * est).sum())
-        g = float((est * ref).sum()) / den if den > 0 else 1.0
-        est = est * g
-        metrics["gain"] = g
-    metrics.update({k: float(v) for k, v in compute(est, ref).items()})
+    domain = "mel" if target is not None and target.mel_features else "linear"
+    if target is not None and "spectral" in groups:
+        stft = STFT(cfg, dtype=torch.float64)
+        x = torch.from_numpy(chk.audio.astype(np.float64))
+        try:
+            est = spectrogram_of(x, stft, n_frames)
+        except ValueError as e:
+            raise InputError(source, f"too short for these settings ({e})") from None
+        if target.mel_features:
+            from ..dsp.mel import MelTransform, decode
+
+            ref = decode(target.mag.to(torch.float64), cfg)
+            est = MelTransform(cfg, dtype=torch.float64)(est)
+        else:
+            ref = target.mag.to(torch.float64)[: cfg.n_fft // 2 + 1]
+        if scale_invariant:
+            den = float((est * est).sum())
+            g = float((est * ref).sum()) / den if den > 0 else 1.0
+            est = est * g
+            metrics["gain"] = g
+        metrics.update({k: float(v) for k, v in compute(est, ref).items()})
     if chk.pair is not None:
         out_audio, ref_audio = chk.pair
-        lin = cfg.replace(n_mels=None) if cfg.is_mel else cfg
-        metrics["lsd"] = lsd(out_audio, ref_audio, lin)
-        if perceptual:
-            for name, fn in (("pesq", _pesq), ("stoi", _stoi)):
-                v, why = fn(out_audio, ref_audio, cfg.sample_rate)
-                if v is None:
-                    notes.append(why)
-                else:
-                    metrics[name] = v
+        if "lsd" in groups:
+            lin = cfg.replace(n_mels=None) if cfg.is_mel else cfg
+            metrics["lsd"] = lsd(out_audio, ref_audio, lin)
+        metrics.update(score_pair(out_audio, ref_audio, cfg.sample_rate, groups, notes, crepe_model=crepe_model))
+    metrics.update(score_output(chk.audio, cfg.sample_rate, groups, notes))
     return Evaluation(metrics, domain, notes, chk.adjusted, chk.audio)
 
 
