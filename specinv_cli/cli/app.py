@@ -11,7 +11,7 @@ import click
 from .._version import __version__
 from .common import CONTEXT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, exit_code, ignore_signals, install_signal_handlers
 from .flags import cli_words
-from . import bench, catalog, eval, invert, plot, report, stft
+from . import bench, catalog, compare, eval, invert, plot, report, stft
 
 
 class _Group(click.Group):
@@ -39,7 +39,8 @@ def cli():
     """
 
 
-for _cmd in (invert.invert, catalog.methods, catalog.configs, stft.stft, eval.eval_, plot.plot, report.report, bench.bench):
+for _cmd in (invert.invert, catalog.methods, catalog.configs, stft.stft, eval.eval_, compare.compare, plot.plot,
+             report.report, bench.bench):
     cli.add_command(_cmd)
 
 

@@ -21,13 +21,19 @@ from .flags import cli_words, settings_options
 @click.option("--no-images", is_flag=True, help="No spectrogram images (no matplotlib needed).")
 @click.option("--scale-invariant", is_flag=True, help="SC/SER after the least-squares gain between each output and its target (as 'eval --scale-invariant'); default: as written. The page says which.")
 @compare_options
-@click.option("--no-perceptual", is_flag=True, help="Skip PESQ and STOI even when installed.")
+@click.option("--metrics", metavar="G,G,...", help="Metric groups: spectral, lsd, mcd, pesq, stoi, visqol, visqol-audio, dnsmos, f0 [all installed].")
+@click.option("--no-perceptual", is_flag=True, help="Skip the model-based metrics (PESQ, STOI, ViSQOL, DNSMOS, F0) even when installed.")
+@click.option("--baseline", metavar="METHOD", help="With several methods: the one every other is compared with, item by item [the first].")
+@click.option("--level", type=click.FloatRange(0.5, 0.999), default=0.95, show_default=True, help="Confidence level of the paired comparison.")
+@click.option("--resamples", type=click.IntRange(min=100), default=10000, show_default=True, help="Bootstrap resamples of the paired comparison.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @read_options
 @settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print the per-method summary as JSON on stdout.")
 @common_flags
 def report(run_dir, output, targets, references, methods, link, title, no_images, scale_invariant, truncate, resample,
-           channel, mixdown, no_perceptual, key, input_kind, as_json, quiet, debug, config_name, **flags):
+           channel, mixdown, metrics, no_perceptual, baseline, level, resamples, seed, key, input_kind, as_json, quiet, debug,
+           config_name, **flags):
     """Write a self-contained HTML listening page for a folder of reconstructions.
 
     \b
@@ -37,9 +43,12 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
       RUN_DIR/<method>/<stem>.wav         one folder per method
     Per item: a player for the reference and for each method, spectrograms, metrics; on top a
     sortable table (SC/SNR/SER against the target, or the reference's spectrogram when there is
-    no target; LSD, PESQ, STOI against the reference), and which SC it shows (as written, or
-    --scale-invariant). Audio and images are embedded (base64): the page loads nothing from the
-    network.
+    no target; LSD, MCD, PESQ, STOI, ViSQOL, F0 against the reference; DNSMOS), and which SC it
+    shows (as written, or --scale-invariant). With several methods, a paired comparison of each
+    against --baseline (mean difference, bootstrap CI, Wilcoxon test). The protocol (settings,
+    metrics, statistics, versions) is stated at the top, so the page can go into a paper's
+    supplementary material as it is. Audio and images are embedded (base64): the page loads
+    nothing from the network.
 
     Each output is compared as 'eval' compares it: a length the target's frames (or the
     reference) do not explain, another sample rate or several channels are refused (an error
@@ -59,13 +68,20 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     from ..companion.report import NothingScored, build_report
     from ..io.spectrogram import InputError
 
+    from ..companion.suite import parse_groups
+
+    try:
+        groups = parse_groups(metrics)
+    except ValueError as e:
+        run.usage(f"--metrics: {e}")
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     reads = [p for d in (run_dir, targets, references) if d and os.path.isdir(d)
              for pattern in ("*", "*/*") for p in Path(d).glob(pattern) if p.is_file()]
     run.check_writes([output], reads + setting_files(cfg, config_name))
     try:
         info = build_report(run_dir, cfg, output, targets=targets, references=references, methods=names, link=link,
-                            title=title, perceptual=not no_perceptual, images=not no_images, key=key,
+                            title=title, perceptual=not no_perceptual, metrics=groups, images=not no_images, key=key,
+                            baseline=baseline, level=level, n_resamples=resamples, seed=seed,
                             input_kind=input_kind, scale_invariant=scale_invariant, options=options,
                             words=cli_words, progress=lambda i, n, stem: run.rep.info(f"[{i + 1}/{n}] {stem}"))
     except MissingMatplotlib as e:
@@ -90,5 +106,6 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     run.emit({"output": str(output), "items": info["items"], "methods": info["methods"],
               "scale_invariant": bool(scale_invariant), "scored": info["scored"], "failed": len(info["errors"]),
               "summary": {m: {k: {n: round(v, 4) for n, v in d.items()} for k, d in s.items()}
-                          for m, s in info["summary"].items()}})
+                          for m, s in info["summary"].items()},
+              "paired": info["paired"], "protocol": info["protocol"]})
     run.finish()

@@ -31,7 +31,8 @@ import numpy as np
 from ..io.spectrogram import InputError
 
 __all__ = ["MissingMatplotlib", "require_matplotlib", "Curve", "to_db", "display_spectrogram",
-           "spectrogram_png", "spectrogram_thumbnail", "convergence_png", "load_history", "run_convergence"]
+           "spectrogram_png", "spectrogram_thumbnail", "convergence_png", "load_history", "run_convergence",
+           "paired_differences_png"]
 
 
 #: PNG text chunks: matplotlib's default names its web site; the report must hold no URL at all.
@@ -359,3 +360,80 @@ def convergence_png(path, curves: list[Curve], metric: str = "sc", *, title: str
     ax.set_title(title or f"{dom}{lab} vs iteration", fontsize=10, loc="left")
     _save(fig, path)
     return {"curves": len(curves), "final": {c.label: (c.values[-1] if c.values else math.nan) for c in curves}}
+
+
+def paired_differences_png(path, results: dict, diffs: dict, *, labels=("A", "B"), title: str | None = None,
+                           dpi: int = 100) -> dict:
+    """Write a PNG of the per-item differences ``B - A``, one small panel per metric of ``results``.
+
+    ``results``: metric -> :class:`~specinv_cli.companion.stats.PairedResult`; ``diffs``: metric ->
+    {item: B - A} (non-finite values left out). In each panel the items are dots sorted by their
+    difference, coloured by the run they favour; the line at 0; the mean difference with its
+    interval as a band, in the better run's colour and filled when the difference is significant
+    (grey otherwise); the metric's direction as "B better" / "A better" on the side of 0 where each
+    run wins. With fewer than 2 pairs the panel says so and has no band.
+
+    Returns ``{"path": str, "metrics": [metric of each panel], "significant": [those significant]}``.
+    """
+    from .suite import METRICS
+
+    names = list(results)
+    if not names:
+        raise ValueError("no metric to plot")
+    if len(labels) != 2:
+        raise ValueError(f"labels must be two names (A, B), got {labels!r}")
+    la, lb = (str(v) for v in labels)
+    cols = min(3, len(names))
+    rows = math.ceil(len(names) / cols)
+    fig = _figure(3.6 * cols, 2.7 * rows + 0.35, dpi)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    # the run each colour stands for, as in a legend: A blue, B orange
+    run_color = {"a": "C0", "b": "C1"}
+    for ax, k in zip(axes, names):
+        r = results[k]
+        m = METRICS.get(k)
+        higher = bool(r.higher_is_better)
+        v = np.asarray([x for x in (diffs.get(k) or {}).values()
+                        if isinstance(x, (int, float, np.number)) and math.isfinite(x)], dtype=np.float64)
+        v.sort()
+        b_wins = v > 0 if higher else v < 0
+        dot = np.where(v == 0, "0.55", np.where(b_wins, run_color["b"], run_color["a"]))
+        ax.axhline(0, color="0.3", linewidth=0.8, zorder=1)
+        sig = bool(r.significant) and r.better in run_color
+        band = run_color[r.better] if sig else "0.6"
+        if r.n >= 2 and all(math.isfinite(c) for c in r.ci):
+            ax.axhspan(r.ci[0], r.ci[1], color=band, alpha=0.3 if sig else 0.15, linewidth=0, zorder=0)
+            ax.axhline(r.mean_diff, color=band if sig else "0.35", linewidth=1.4, zorder=2)
+        if v.size:
+            ax.scatter(np.arange(1, v.size + 1), v, s=12 if v.size <= 100 else 4, c=list(dot), zorder=3,
+                       linewidths=0)
+            ax.set_xlim(0.3, v.size + 0.7)
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if r.n < 2:
+            ax.text(0.5, 0.5, f"n = {r.n}: too few pairs for an interval", transform=ax.transAxes,
+                    ha="center", va="center", fontsize=8, color="0.3")
+        # which side of 0 each run wins on
+        up, down = (lb, la) if higher else (la, lb)
+        kw = dict(transform=ax.transAxes, fontsize=7, ha="right", color="0.25")
+        ax.text(0.98, 0.97, f"\u2191 {up} better", va="top", **kw)
+        ax.text(0.98, 0.03, f"\u2193 {down} better", va="bottom", **kw)
+        if v.size:      # keep 0 in view, so the direction reads at a glance
+            lo, hi = min(0.0, v[0], r.ci[0] if r.n >= 2 else 0.0), max(0.0, v[-1], r.ci[1] if r.n >= 2 else 0.0)
+            pad = 0.12 * (hi - lo) if hi > lo else 1.0
+            ax.set_ylim(lo - pad, hi + pad)
+        label = (f"{m.label}{' ' + m.unit if m.unit else ''}" if m else k) + (" \u2191" if higher else " \u2193")
+        verdict = f"{lb if r.better == 'b' else la} better *" if sig else "no significant difference"
+        p = f", p={r.p_wilcoxon:.2g}" if math.isfinite(r.p_wilcoxon) else ""
+        ax.set_title(f"{label}: {verdict}\nn={r.n}{p}", fontsize=8, loc="left",
+                     fontweight="bold" if sig else "normal")
+        ax.set_xlabel("items, sorted by difference", fontsize=7)
+        ax.set_ylabel(f"{lb} - {la}", fontsize=7)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.25)
+    for ax in axes[len(names):]:
+        ax.set_visible(False)
+    fig.suptitle(title or f"{lb} - {la} per item (band: mean difference and its interval)", fontsize=10)
+    _save(fig, path)
+    return {"path": str(path), "metrics": names, "significant": [k for k in names if results[k].significant]}

@@ -30,8 +30,9 @@ from pathlib import Path
 
 
 from ..io.spectrogram import InputError
+from .suite import selected
 
-__all__ = ["ReportItem", "NothingScored", "scan_run", "build_report", "render_html"]
+__all__ = ["ReportItem", "NothingScored", "scan_run", "evaluate_item", "build_report", "render_html"]
 
 REFERENCE_DIR, TARGET_DIR = "reference", "target"
 
@@ -108,9 +109,12 @@ def scan_run(run_dir, targets=None, references=None, methods=None):
     return [p.name for p in found], [items[k] for k in sorted(items)]
 
 
-def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True, key=None, input_kind="magnitude",
-                   scale_invariant=False, options=None):
-    """Fill ``it.metrics``/``it.images``. Every comparison goes through
+def evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, metrics=None, images=True, key=None,
+                  input_kind="magnitude", scale_invariant=False, options=None):
+    """Fill ``it.metrics`` (method -> {name: value}) and ``it.images`` for the outputs ``methods``
+    of one item (``metrics``/``perceptual``: the metric groups, as
+    :func:`~specinv_cli.companion.analysis.evaluate`). Without a target or a reference, only the
+    metrics that need neither (DNSMOS). Every comparison goes through
     :func:`~specinv_cli.companion.analysis.check_comparison` (in :func:`~specinv_cli.companion.analysis.evaluate`); a
     refused one is an error (``it.errors``, and a note on the page); an unreadable output or
     target costs its metrics (a note), not the page."""
@@ -161,13 +165,11 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
             it.notes.append(f"{m}: {e}")
             continue
         loaded[m] = (audio, sr, None)
-        if target is None:
-            continue
         try:
             ev = evaluate(audio, sr, target, tcfg, reference=ref_raw[0] if ref_raw else None,
                           reference_rate=ref_raw[1] if ref_raw else None, scale_invariant=scale_invariant,
-                          perceptual=perceptual, options=options, source=str(path),
-                          target_source=str(it.target[0]) if it.target else str(it.reference),
+                          perceptual=perceptual, metrics=metrics, options=options, source=str(path),
+                          target_source=(str(it.target[0]) if it.target else str(it.reference)) if target is not None else None,
                           reference_source=str(it.reference) if ref_raw else None)
         except ComparisonError as e:
             refused(e)
@@ -175,8 +177,9 @@ def _evaluate_item(it: ReportItem, cfg, methods, *, perceptual=True, images=True
         except InputError as e:
             it.notes.append(f"{m}: {e}")
             continue
-        it.metrics[m] = ev.metrics
-        loaded[m] = (audio, sr, ev.audio)
+        if ev.metrics:  # nothing computable (no target, no reference, no non-intrusive metric) is not a score
+            it.metrics[m] = ev.metrics
+        loaded[m] = (audio, sr, ev.audio if target is not None else None)
         it.notes += [f"{m}: {n}" for n in ev.notes if "left out" not in n or m == methods[0]]
     if images:
         it.images = _images(it, target, tcfg, methods, loaded)
@@ -216,8 +219,9 @@ def _images(it, target, cfg, methods, loaded):
 
 
 def build_report(run_dir, cfg, out_path, *, targets=None, references=None, methods=None, link=False,
-                 title=None, perceptual=True, images=True, key=None, input_kind="magnitude", progress=None,
-                 scale_invariant=False, options=None, words=None) -> dict:
+                 title=None, perceptual=True, metrics=None, images=True, key=None, input_kind="magnitude",
+                 progress=None, scale_invariant=False, options=None, words=None, baseline=None, level=0.95,
+                 n_resamples=10000, seed=0) -> dict:
     """Evaluate every output of a run folder and write the listening page to ``out_path``
     (atomically). ``progress(i, n, stem)`` is called before each item.
 
@@ -238,26 +242,83 @@ def build_report(run_dir, cfg, out_path, *, targets=None, references=None, metho
 
         require_matplotlib()
     names, items = scan_run(run_dir, targets, references, methods)
+    if baseline is not None and baseline not in names:  # before the work, not after it
+        raise InputError(str(run_dir), f"baseline {baseline!r} is not one of the methods ({', '.join(names)})")
     for i, it in enumerate(items):
         if progress is not None:
             progress(i, len(items), it.stem)
-        _evaluate_item(it, cfg, names, perceptual=perceptual, images=images, key=key, input_kind=input_kind,
-                       scale_invariant=scale_invariant, options=options)
+        evaluate_item(it, cfg, names, perceptual=perceptual, metrics=metrics, images=images, key=key,
+                      input_kind=input_kind, scale_invariant=scale_invariant, options=options)
     errors = list(dict.fromkeys(e for it in items for e in it.errors))
     scored = sum(len(it.metrics) for it in items)
     if errors and not scored:
         raise NothingScored(errors)
     summary = {m: summarize([it.metrics[m] for it in items if m in it.metrics]) for m in names}
+    paired = paired_against(items, names, baseline, level=level, n_resamples=n_resamples, seed=seed)
+    groups = selected(metrics, perceptual)
+    proto = protocol(cfg, groups, scale_invariant=scale_invariant, level=level, n_resamples=n_resamples, seed=seed,
+                     baseline=paired["baseline"] if paired else None)
     if words is not None:
         for it in items:
             it.notes = [words(n) for n in it.notes]
     page = render_html(items, names, summary, cfg, out_dir=Path(out_path).resolve().parent, link=link,
                        title=title or f"specinv report: {Path(run_dir).resolve().name}",
-                       scale_invariant=scale_invariant, words=words)
+                       scale_invariant=scale_invariant, words=words, paired=paired, protocol=proto)
     with atomic_write(out_path) as tmp:
         Path(tmp).write_text(page, encoding="utf-8")
     return {"items": len(items), "methods": names, "summary": summary, "scored": scored, "errors": errors,
-            "scale_invariant": bool(scale_invariant), "bytes": len(page.encode("utf-8"))}
+            "scale_invariant": bool(scale_invariant), "bytes": len(page.encode("utf-8")),
+            "paired": {"baseline": paired["baseline"],
+                       "methods": {m: {k: r.to_dict() for k, r in res.items()} for m, res in paired["results"].items()}}
+            if paired else None, "protocol": proto}
+
+
+def paired_against(items, methods, baseline=None, *, level=0.95, n_resamples=10000, seed=0):
+    """Each method against ``baseline`` (default: the first), per metric, over the items scored for
+    both (:func:`~specinv_cli.companion.stats.compare_table`): ``{"baseline": name, "results":
+    {method: {metric: PairedResult}}}``, or ``None`` with fewer than two methods. Raises
+    :class:`InputError` for a ``baseline`` that is not one of ``methods``."""
+    from .stats import compare_table
+    from .suite import METRICS
+
+    if len(methods) < 2:
+        return None
+    base = methods[0] if baseline is None else baseline
+    if base not in methods:
+        raise InputError(None, f"baseline {base!r} is not one of the methods ({', '.join(methods)})")
+    rows = {m: {it.stem: it.metrics[m] for it in items if m in it.metrics} for m in methods}
+    directions = {k: METRICS[k].higher_is_better for k in METRICS if any(k in r for d in rows.values() for r in d.values())}
+    return {"baseline": base, "results": {m: compare_table(rows[base], rows[m], directions, level=level,
+                                                           n_resamples=n_resamples, seed=seed)
+                                          for m in methods if m != base}}
+
+
+def protocol(cfg, groups, *, scale_invariant=False, level=0.95, n_resamples=10000, seed=0, baseline=None) -> dict:
+    """What a page (or a paper's supplementary material) must state: the settings, the metrics with
+    their direction, reference and gain behaviour, the statistics, and every version involved."""
+    import platform
+    from datetime import datetime, timezone
+    from importlib import metadata
+
+    from .._version import __version__
+    from .perceptual import versions
+    from .suite import protocol_lines
+
+    vers = {"specinv": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "numpy", "scipy", "librosa", "soxr"):
+        try:
+            vers[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            vers[pkg] = None
+    vers.update(versions())
+    settings = {k: v for k, v in cfg.to_dict().items() if v is not None}
+    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "versions": vers, "settings": settings,
+            "scale_invariant": bool(scale_invariant), "metric_groups": list(groups),
+            "metrics": protocol_lines(groups, scale_invariant=scale_invariant),
+            "statistics": (f"paired over the items scored for both methods: mean and median of the difference "
+                           f"(method - {baseline or 'baseline'}) with {round(level * 100, 1):g}% BCa bootstrap intervals "
+                           f"({n_resamples} resamples, seed {seed}); two-sided Wilcoxon signed-rank and sign tests; "
+                           f"significant when the Wilcoxon p < {1 - level:.3g} (not corrected for the number of metrics)")}
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -308,10 +369,58 @@ _JS = r"""
 """
 
 
+_THREE_DIGITS = ("pesq", "stoi", "visqol", "visqol_audio", "dnsmos", "dnsmos_sig", "dnsmos_bak", "dnsmos_p808",
+                 "periodicity", "vuv_f1")
+
+
 def _fmt(name, v):
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return ""
-    return f"{v:.3f}" if name in ("pesq", "stoi") else f"{v:.2f}"
+    return f"{v:.3f}" if name in _THREE_DIGITS else f"{v:.1f}" if name == "f0_rmse" else f"{v:.2f}"
+
+
+def _protocol_html(proto: dict) -> str:
+    """The protocol block: settings, metrics, statistics, versions (as text a paper can quote)."""
+    e = html.escape
+    vers = ", ".join(f"{k} {v}" for k, v in proto["versions"].items() if v)
+    missing = [k for k, v in proto["versions"].items() if not v]
+    sett = ", ".join(f"{k} {v}" for k, v in proto["settings"].items())
+    items = [f"<li><b>Settings</b>: {e(sett)}.</li>",
+             f"<li><b>SC</b>: {'scale-invariant (after the least-squares gain)' if proto['scale_invariant'] else 'as written (scale-sensitive)'}.</li>",
+             "<li><b>Metrics</b>:<ul>" + "".join(f"<li>{e(m)}</li>" for m in proto["metrics"]) + "</ul></li>",
+             f"<li><b>Statistics</b>: {e(proto['statistics'])}.</li>",
+             f"<li><b>Versions</b>: {e(vers)}{e('; not installed: ' + ', '.join(missing)) if missing else ''}.</li>",
+             f"<li><b>Date</b>: {e(proto['date'])}.</li>"]
+    return '<h2>Protocol</h2><ul id="protocol" class="mut">' + "".join(items) + "</ul>"
+
+
+def _paired_html(paired: dict, dom: str) -> str:
+    """One table: each method against the baseline, per metric."""
+    from .suite import METRICS
+
+    e = html.escape
+    base = paired["baseline"]
+    rows = []
+    for m, res in paired["results"].items():
+        for k, r in res.items():
+            info = METRICS[k]
+            lab = f"{dom if k in ('sc', 'snr', 'ser') else ''}{info.label}{' (' + info.unit + ')' if info.unit else ''}"
+            sig = r.better is not None
+            who = "" if not sig else (m if r.better == "b" else base)
+            p = "" if r.p_wilcoxon is None or not math.isfinite(r.p_wilcoxon) else f"{r.p_wilcoxon:.2g}"
+            rows.append(f'<tr><td class="txt" data-v="{e(m)}">{e(m)}</td><td class="txt" data-v="{e(lab)}">{e(lab)} '
+                        f'{"&uarr;" if info.higher_is_better else "&darr;"}</td><td data-v="{r.n}">{r.n}</td>'
+                        f'<td data-v="{r.mean_diff}">{_fmt(k, r.mean_diff)}</td>'
+                        f'<td>[{_fmt(k, r.ci[0])}, {_fmt(k, r.ci[1])}]</td><td data-v="{r.median_diff}">{_fmt(k, r.median_diff)}</td>'
+                        f'<td data-v="{r.p_wilcoxon}">{p}</td><td class="txt{" best" if sig else ""}" data-v="{e(who)}">'
+                        f'{e(who) + " *" if sig else "no significant difference"}</td></tr>')
+    level = next((r.level for res in paired["results"].values() for r in res.values()), 0.95)
+    return (f'<h2>Paired comparison against {e(base)}</h2><p class="mut">Difference = method - {e(base)} over the items '
+            f'scored for both; {round(level * 100, 1):g}% bootstrap interval of the mean difference; * significant '
+            f'(Wilcoxon signed-rank p &lt; {1 - level:.3g}).</p><table class="sortable" id="paired"><thead><tr>'
+            '<th class="txt">method</th><th class="txt">metric</th><th>n</th><th>mean diff</th><th>CI</th>'
+            '<th>median diff</th><th>p</th><th class="txt">better</th></tr></thead><tbody>' + "".join(rows) +
+            "</tbody></table>")
 
 
 def _audio_src(path: Path, out_dir: Path, link: bool) -> str:
@@ -337,7 +446,7 @@ SC_MODE = {
 
 
 def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="specinv report",
-                scale_invariant=False, words=None) -> str:
+                scale_invariant=False, words=None, paired=None, protocol=None) -> str:
     """The page as a string (see :func:`build_report`)."""
     from .._version import __version__
     from .analysis import METRIC_INFO
@@ -360,8 +469,10 @@ def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="spe
            f'<p class="mut">{len(items)} item(s), {len(methods)} method(s): {e(", ".join(methods))}. '
            f"Settings: n_fft {cfg.n_fft}, hop {cfg.hop_length}, {cfg.sample_rate} Hz"
            f"{', ' + str(cfg.n_mels) + ' mels' if cfg.is_mel else ''}. "
-           f"SC/SNR/SER against the target spectrogram ({dom or 'linear '}domain); LSD/PESQ/STOI against the reference "
-           f"recording. Made by specinv {e(__version__)}. Click a column header to sort.</p>"]
+           f"SC/SNR/SER against the target spectrogram ({dom or 'linear '}domain); LSD, MCD, PESQ, STOI, ViSQOL and the "
+           f"F0 metrics against the reference recording; DNSMOS needs none. Made by specinv {e(__version__)}. Click a column header to sort.</p>"]
+    if protocol:
+        out.append(_protocol_html(protocol))
     # summary per method
     if present:
         out.append('<h2>Summary (median over items)</h2><table class="sortable" id="summary"><thead><tr>'
@@ -378,6 +489,8 @@ def render_html(items, methods, summary, cfg, *, out_dir, link=False, title="spe
                             f'{_fmt(k, med.get(k))}</td>' for k in present)
             out.append(f'<tr><td class="txt" data-v="{e(m)}">{e(m)}</td><td data-v="{n}">{n}</td>{cells}</tr>')
         out.append("</tbody></table>")
+        if paired:
+            out.append(_paired_html(paired, dom))
         # every item x method
         out.append('<h2>All results</h2><table class="sortable" id="metrics"><thead><tr><th class="txt">item</th>'
                    f'<th class="txt">method</th>{heads}</tr></thead><tbody>')
