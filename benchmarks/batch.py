@@ -71,7 +71,12 @@ def main() -> None:
     ap.add_argument("--pieces", type=int, default=200)
     ap.add_argument("--loop-sample", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--sizes", default="16,4,2,1,default",
+                    help="comma-separated --batch-size values to time ('default': the flag left out)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each size (the median is reported)")
     a = ap.parse_args()
+    if not {"16", "1", "default"} <= set(a.sizes.split(",")):
+        ap.error("--sizes must include 16, 1 and default (the table quotes them)")
     work = Path(tempfile.mkdtemp(prefix="specinv-batch-"))
     try:
         src = work / "in"
@@ -87,20 +92,29 @@ def main() -> None:
         fixed = work / "fixed"
         fixed.mkdir()
         fixed_paths = make_pieces(fixed, a.pieces, seed=1, seconds=2.0)
+        sizes = [None if v == "default" else int(v) for v in a.sizes.split(",")]
         for label, folder, ps in (("", src, paths), ("fixed_", fixed, fixed_paths)):
             fr = [np.load(p, mmap_mode="r").shape[-1] for p in ps]
-            for bs in (16, 1, None):
-                name = "default" if bs is None else str(bs)
-                out = work / f"{label}batch{name}"
-                flag = [] if bs is None else ["--batch-size", str(bs)]
-                t, proc = timed(SPECINV + ["invert", str(folder), "-O", str(out), *flag, "-q", "--json"])
-                assert proc.returncode == 0, proc.stderr.decode()
-                wavs = sorted(out.glob("*.wav"))
-                assert len(wavs) == len(ps)
-                for p, f in zip(ps, fr):
-                    assert sf.info(str(out / (p.stem + ".wav"))).frames == (f - 1) * 256
-                res[f"{label}one_call_batch{name}_s"] = round(t, 2)
-                print(f"{label or 'pieces '}one call, --batch-size {name}: {t:.1f} s", flush=True)
+            times: dict[str, list[float]] = {}
+            # the sizes alternate within each repeat, so a drift of the machine's speed
+            # reaches them all alike
+            for _ in range(a.repeats):
+                for bs in sizes:
+                    name = "default" if bs is None else str(bs)
+                    out = work / f"{label}batch{name}"
+                    shutil.rmtree(out, ignore_errors=True)
+                    flag = [] if bs is None else ["--batch-size", str(bs)]
+                    t, proc = timed(SPECINV + ["invert", str(folder), "-O", str(out), *flag, "-q", "--json"])
+                    assert proc.returncode == 0, proc.stderr.decode()
+                    wavs = sorted(out.glob("*.wav"))
+                    assert len(wavs) == len(ps)
+                    for p, f in zip(ps, fr):
+                        assert sf.info(str(out / (p.stem + ".wav"))).frames == (f - 1) * 256
+                    times.setdefault(name, []).append(round(t, 2))
+                    print(f"{label or 'pieces '}one call, --batch-size {name}: {t:.1f} s", flush=True)
+            for name, ts in times.items():
+                res[f"{label}one_call_batch{name}_s"] = round(float(np.median(ts)), 2)
+                res[f"{label}one_call_batch{name}_runs"] = ts
 
         loop_paths = paths if a.loop_sample <= 0 else paths[: a.loop_sample]
         out = work / "loop"
@@ -138,18 +152,21 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     Path(a.out).mkdir(parents=True, exist_ok=True)
     (Path(a.out) / "batch.json").write_text(json.dumps(res, indent=1) + "\n")
+    names = ["default" if v == "default" else v for v in a.sizes.split(",")]
     md = [f"# One call vs a shell loop ({res['date']}, {res['machine']})", "",
           f"{res['pieces']} spectrograms ({res['seconds_of_audio']} s of audio, 1-3 s pieces of the corpus clips), "
           "default method and iterations.", "",
           "| run | wall s | / shell loop |", "|---|---|---|",
-          f"| one call, --batch-size 16 | {res['one_call_batch16_s']} | **{res['ratio_batch16_vs_loop']}** |",
-          f"| one call, --batch-size 1 | {res['one_call_batch1_s']} | {res['ratio_batch1_vs_loop']} |",
-          f"| one call, default (CPU: one-length batches of 16) | {res['one_call_batchdefault_s']} | "
-          f"{round(res['one_call_batchdefault_s'] / res['shell_loop_s'], 4)} |",
+          *[f"| one call, {'default (CPU: one-length batches of 16)' if n == 'default' else '--batch-size ' + n} | "
+            f"{res[f'one_call_batch{n}_s']} | {round(res[f'one_call_batch{n}_s'] / res['shell_loop_s'], 4)} |"
+            for n in names],
           f"| shell loop, one call per file | {res['shell_loop_s']} | 1 |", "",
-          f"The same count of fixed 2 s segments: --batch-size 16 {res['fixed_one_call_batch16_s']} s, "
-          f"--batch-size 1 {res['fixed_one_call_batch1_s']} s, default {res['fixed_one_call_batchdefault_s']} s "
-          f"(default / --batch-size 1: **{round(res['fixed_one_call_batchdefault_s'] / res['fixed_one_call_batch1_s'], 2)}**).", "",
+          "The same count of fixed 2 s segments (plain batches):", "",
+          "| run | wall s | / --batch-size 1 |", "|---|---|---|",
+          *[f"| one call, {'default' if n == 'default' else '--batch-size ' + n} | {res[f'fixed_one_call_batch{n}_s']} | "
+            f"**{round(res[f'fixed_one_call_batch{n}_s'] / res['fixed_one_call_batch1_s'], 2)}** |" for n in names], "",
+          f"Each figure is the median of {a.repeats} runs, the sizes alternating within each repeat "
+          "(every run in batch.json).", "",
           f"Shell loop timed on {res['shell_loop_files_timed']} files" +
           ("" if res['shell_loop_files_timed'] == res['pieces'] else " and scaled to all") + ".", "",
           "## Three bad files among the good ones", "",
