@@ -1,5 +1,6 @@
 """SIGINT, SIGTERM and SIGHUP during a long run: exit code 130, no temporary files left, the outputs
 finished before the signal intact and valid, the one in progress not written."""
+import os
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ def test_signal_leaves_no_partial_outputs(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, "-m", "specinv_cli", "invert", *[tmp_path / n for n in names],
                              "-m", "fgla", "-n", "2000", "--init", "random", "-q", "--batch-size", "1", "-O", out],
                             cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_foreground)
+                            stderr=subprocess.PIPE, preexec_fn=_foreground, env={**os.environ, "PYTHONFAULTHANDLER": "1"})
     try:
         # readiness marker: the first output exists, so the handlers are installed and the second
         # input is being loaded or inverted (2000 iterations of 3000 frames: long on any machine);
@@ -48,7 +49,13 @@ def test_signal_leaves_no_partial_outputs(tmp_path, sig):
             assert time.monotonic() < deadline, "the first output never appeared"
             time.sleep(0.05)
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
+        try:
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # still running: SIGABRT makes faulthandler (PYTHONFAULTHANDLER) print where it is
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=60)
+            pytest.fail(f"{sig.name} did not end the run within 60 s; where it was:\n{err.decode()[-6000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -68,7 +75,6 @@ def test_a_signal_dropped_inside_a_callback_from_c_still_ends_the_run():
     by the signal handler there is printed and dropped by ctypes, and the run would go on. The
     handler also records the signal, and the next iteration (Monitor.step) or input raises."""
     import ctypes
-    import os
 
     from specinv_cli.algorithms.base import Monitor
     from specinv_cli.cli.common import install_signal_handlers
