@@ -90,7 +90,7 @@ API = [
                                    "specinv_cli.companion.report", "specinv_cli.companion.compare"]),
     ("Evaluation metrics and statistics", ["specinv_cli.companion.suite", "specinv_cli.companion.perceptual",
                                            "specinv_cli.companion.pitch", "specinv_cli.companion.mcd",
-                                           "specinv_cli.companion.stats"]),
+                                           "specinv_cli.companion.waveform", "specinv_cli.companion.stats"]),
     ("Internals the above refer to", ["specinv_cli.batch.blocks", "specinv_cli.dsp.kernels",
                                       "specinv_cli.util", "specinv_cli.util.limits", "specinv_cli.util.text",
                                       "specinv_cli.util.stdio", "specinv_cli.util.sniff", "specinv_cli.util.interrupt",

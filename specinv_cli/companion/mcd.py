@@ -47,6 +47,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .waveform import mono_waveform
+
 __all__ = ["mel_cepstrum", "mcd", "default_alpha", "warp_matrix", "framing", "ALPHAS",
            "FRAME_SECONDS", "HOP_SECONDS", "FLOOR_DB", "SILENCE_DB", "DTW_RADIUS"]
 
@@ -161,20 +163,6 @@ def _check_order(order, alpha, n_fft: int, sample_rate: int) -> tuple[int, float
     return int(order), a
 
 
-def _mono(audio, name: str) -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"`{name}` must be a mono waveform [L], got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"`{name}` is empty")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"`{name}` must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` has non-finite samples (nan or inf)")
-    return x
-
-
 def _analyse(x: np.ndarray, win: int, hop: int, n_fft: int, B: np.ndarray, floor_db: float):
     """Mel-cepstra ``[T, order + 1]`` and frame energies in dB ``[T]``, block by block."""
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(win) / win)      # periodic Hann
@@ -212,7 +200,7 @@ def mel_cepstrum(audio: np.ndarray, sample_rate: int, *, order: int = 24, alpha:
         Hann window, FFT size ``n_fft``; ``T = 1 + L // hop``.
     floor_db : magnitudes are floored at ``max|x| * sum(window)`` less this many dB.
     """
-    x = _mono(audio, "audio")
+    x = mono_waveform(audio, "audio")
     win, hop, nfft = framing(sample_rate, frame_seconds=frame_seconds, hop_seconds=hop_seconds, n_fft=n_fft)
     order, a = _check_order(order, alpha, nfft, sample_rate)
     floor_db = _number(floor_db, "floor_db")
@@ -301,7 +289,7 @@ def mcd(est: np.ndarray, ref: np.ndarray, sample_rate: int, *, order: int = 24, 
     silence_db : pairs whose reference frame's energy is more than this below the reference's
         loudest frame are left out (``None``: only frames of digital silence are).
     """
-    e, r = _mono(est, "est"), _mono(ref, "ref")
+    e, r = mono_waveform(est, "est"), mono_waveform(ref, "ref")
     sr = _rate(sample_rate)
     win, hop, nfft = framing(sr, frame_seconds=frame_seconds, hop_seconds=hop_seconds, n_fft=n_fft)
     order, a = _check_order(order, alpha, nfft, sr)

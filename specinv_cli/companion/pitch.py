@@ -65,6 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .waveform import mono_waveform
+
 __all__ = ["pitch_track", "voiced", "compare_tracks", "f0_metrics", "MODELS", "DECODERS", "CREPE_RATE",
            "HOP_SECONDS", "FMIN", "FMAX", "SILENCE_DB"]
 
@@ -112,20 +114,6 @@ def _model(model: str, device):
             net = net.to(dev).eval()
             _models[key] = net
     return net
-
-
-def _mono(audio, name: str) -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"`{name}` must be a mono waveform [L], got shape {x.shape}")
-    if x.size == 0:
-        raise ValueError(f"`{name}` is empty")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise ValueError(f"`{name}` must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"`{name}` has non-finite samples (nan or inf)")
-    return x
 
 
 def _check(sample_rate, model, hop_seconds, batch_size, fmin, fmax, decoder) -> int:
@@ -245,7 +233,7 @@ def pitch_track(audio: np.ndarray, sample_rate: int, *, model: str = "tiny", hop
 
     Every frame has a pitch, voiced or not: :func:`voiced` decides which are voiced.
     """
-    x = _mono(audio, "audio")
+    x = mono_waveform(audio, "audio")
     hop = _check(sample_rate, model, hop_seconds, batch_size, fmin, fmax, decoder)
     if silence_db is not None and not (isinstance(silence_db, (int, float)) and math.isfinite(silence_db)):
         raise ValueError(f"`silence_db` must be a number of dB or None, got {silence_db!r}")
@@ -354,7 +342,7 @@ def f0_metrics(est: np.ndarray, ref: np.ndarray, sample_rate: int, *, model: str
     An undefined value is ``nan``: ``f0_rmse`` when no frame is voiced in both, ``vuv_f1`` when no
     frame is voiced in either (see :func:`compare_tracks`).
     """
-    e, r = _mono(est, "est"), _mono(ref, "ref")
+    e, r = mono_waveform(est, "est"), mono_waveform(ref, "ref")
     n = min(len(e), len(r))
     opts = dict(model=model, hop_seconds=hop_seconds, batch_size=batch_size, device=device, fmin=fmin,
                 fmax=fmax, decoder=decoder, silence_db=silence_db)
