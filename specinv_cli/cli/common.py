@@ -175,6 +175,16 @@ def compare_options(f):
     return f
 
 
+def metric_groups(run: "Run", metrics):
+    """The groups ``--metrics`` names (all when not given); a bad name is a usage error."""
+    from ..companion.suite import parse_groups
+
+    try:
+        return parse_groups(metrics)
+    except ValueError as e:
+        run.usage(f"--metrics: {e}")
+
+
 def comparison(run: "Run", truncate, resample, channel, mixdown):
     from ..companion.analysis import CompareOptions
 

@@ -5,7 +5,8 @@ import math
 
 import click
 
-from .common import CONTEXT, Run, common_flags, compare_options, comparison, interrupted, print_table, read_options, run_config, setting_files
+from .common import (CONTEXT, Run, common_flags, compare_options, comparison, interrupted, metric_groups, print_table,
+                     read_options, run_config, setting_files)
 from .flags import cli_words, settings_options
 
 
@@ -49,14 +50,10 @@ def compare(run_a, run_b, reference, target, metrics, no_perceptual, scale_invar
     cfg = run_config(run, config_name, flags)
     options = comparison(run, truncate, resample, channel, mixdown)
     from ..companion.compare import NothingCompared, compare_runs
-    from ..companion.suite import parse_groups
     from ..errors import OutputError
     from ..io.spectrogram import InputError
 
-    try:
-        groups = parse_groups(metrics)
-    except ValueError as e:
-        run.usage(f"--metrics: {e}")
+    groups = metric_groups(run, metrics)
     names = None
     if labels:
         names = [w.strip() for w in labels.split(",")]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import CONTEXT, Run, audio_inputs, common_flags, compare_options, comparison, fmt_number, interrupted, print_table, read_options, run_config
+from .common import (CONTEXT, Run, audio_inputs, common_flags, compare_options, comparison, fmt_number, interrupted,
+                     metric_groups, print_table, read_options, run_config)
 from .flags import cli_words, settings_options
 
 
@@ -60,12 +61,7 @@ def eval_(outputs, target, reference, item, key, input_kind, scale_invariant, tr
     run.need_stdout("--json" if as_json else "the score table")
     cfg = run_config(run, config_name, flags)
     options = comparison(run, truncate, resample, channel, mixdown)
-    from ..companion.suite import parse_groups
-
-    try:
-        groups = parse_groups(metrics)
-    except ValueError as e:
-        run.usage(f"--metrics: {e}")
+    groups = metric_groups(run, metrics)
     from ..companion.analysis import audio_suffixes, index_by_stem, spectrogram_suffixes, summarize
 
     def table_for(arg, suffixes, what):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from .common import CONTEXT, Run, common_flags, compare_options, comparison, interrupted, read_options, run_config, setting_files
+from .common import (CONTEXT, Run, common_flags, compare_options, comparison, interrupted, metric_groups, read_options,
+                     run_config, setting_files)
 from .flags import cli_words, settings_options
 
 
@@ -68,12 +69,7 @@ def report(run_dir, output, targets, references, methods, link, title, no_images
     from ..companion.report import NothingScored, build_report
     from ..io.spectrogram import InputError
 
-    from ..companion.suite import parse_groups
-
-    try:
-        groups = parse_groups(metrics)
-    except ValueError as e:
-        run.usage(f"--metrics: {e}")
+    groups = metric_groups(run, metrics)
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     reads = [p for d in (run_dir, targets, references) if d and os.path.isdir(d)
              for pattern in ("*", "*/*") for p in Path(d).glob(pattern) if p.is_file()]
