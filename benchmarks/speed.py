@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 CORPUS = Path(os.environ.get("SPECINV_CORPUS", ROOT.parent / "shared" / "corpus"))
 
 from specinv_cli.companion import bench  # noqa: E402
+from specinv_cli.util.allocator import retain_freed_memory  # noqa: E402
 from specinv_cli import invert  # noqa: E402
 from specinv_cli.algorithms.registry import DEFAULT_INIT, DEFAULT_METHOD  # noqa: E402
 
@@ -47,13 +48,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from methods import magnitude, torchaudio_runner  # noqa: E402
 
 
-def startup(cmd: list[str], repeat: int = 7) -> dict[str, float]:
-    ts = []
+def startup(cmds: dict[str, list[str]], repeat: int = 9) -> dict[str, dict[str, float]]:
+    """Wall time of each command, the commands interleaved in every round (a slow spell of the
+    machine then hits all of them alike); median and minimum over the rounds. specinv's modules
+    are byte-compiled first, as pip does when it installs a package (an editable install, or
+    ``PYTHONDONTWRITEBYTECODE`` set, would otherwise compile them again at every start)."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "specinv_cli")], capture_output=True)
+    ts: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, cwd=str(ROOT))
-        ts.append(time.perf_counter() - t0)
-    return {"median": statistics.median(ts), "min": min(ts)}
+        for k, cmd in cmds.items():
+            t0 = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, cwd=str(ROOT))
+            ts[k].append(time.perf_counter() - t0)
+    return {k: {"median": statistics.median(v), "min": min(v)} for k, v in ts.items()}
 
 
 def main(argv=None) -> int:
@@ -66,6 +73,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    retained = retain_freed_memory()  # as the CLI does: an FFT's time then does not depend on malloc's history
     clips = sorted(CORPUS.glob("*.wav"))
     if not clips:
         print(f"no corpus at {CORPUS}", file=sys.stderr)
@@ -76,11 +84,12 @@ def main(argv=None) -> int:
     elif args.clips:
         clips = clips[: args.clips]
     info = bench.machine_info(args.threads)
-    report: dict = {"machine": info}
+    report: dict = {"machine": info, "malloc_retains_freed_memory": retained}
     lines = [f"# Speed ({info['date']}, {info['cpu']}, {info['arch']}, {args.threads} CPU threads, "
              f"torch {info['torch']})", "",
              "Every figure is a ratio measured in this run. Per-iteration times are the minimum gap "
-             "between successive iterations (the cost on a quiet machine; medians in the JSON).", ""]
+             "between successive iterations (the cost on a quiet machine; medians in the JSON). "
+             f"glibc keeps freed memory for reuse (`specinv_cli.util.allocator`): {'yes' if retained else 'no'}.", ""]
 
     # (1) per-iteration time vs the FFT floor, and the FGLA breakdown, on a 10 s clip
     x, _ = sf.read(str(first), dtype="float32")
@@ -150,12 +159,14 @@ def main(argv=None) -> int:
     if not args.quick:
         # (3) start-up
         py = sys.executable
-        imp = startup([py, "-c", "import torch"])
-        hlp = startup([py, "-m", "specinv_cli", "--help"])
         with tempfile.TemporaryDirectory() as tmp:
-            inv = startup([py, "-m", "specinv_cli", "invert", "--example", "-n", "1", "-o", str(Path(tmp) / "x.wav"), "-q"])
-        report["startup_s"] = {"import_torch": imp, "help": hlp, "invert_example_1_iter": inv}
-        lines += ["", "## 3. Start-up (median of 7 runs)", "", "| command | seconds | x `import torch` |", "|---|---|---|",
+            st = startup({"import_torch": [py, "-c", "import torch"], "help": [py, "-m", "specinv_cli", "--help"],
+                          "invert_example_1_iter": [py, "-m", "specinv_cli", "invert", "--example", "-n", "1",
+                                                    "-o", str(Path(tmp) / "x.wav"), "-q"]})
+        imp, hlp, inv = st["import_torch"], st["help"], st["invert_example_1_iter"]
+        report["startup_s"] = st
+        lines += ["", "## 3. Start-up (median of 9 rounds, the three commands in turn; specinv byte-compiled as pip installs it)",
+                  "", "| command | seconds | x `import torch` |", "|---|---|---|",
                   f"| python -c 'import torch' | {imp['median']:.3f} | 1.00 |",
                   f"| specinv --help | {hlp['median']:.3f} | {hlp['median'] / imp['median']:.2f} |",
                   f"| specinv invert --example -n 1 | {inv['median']:.3f} | {inv['median'] / imp['median']:.2f} |"]

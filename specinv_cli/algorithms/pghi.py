@@ -57,7 +57,7 @@ import numpy as np
 import torch
 
 from ..dsp.stft import STFT, window_gamma
-from ..util.limits import numba_failed, numba_room
+from ..util.limits import numba_failed, numba_room, numba_runtime
 from .base import Monitor
 
 __all__ = ["pghi", "pghi_phase", "phase_derivatives"]
@@ -479,6 +479,7 @@ def pghi_phase(mag: torch.Tensor, stft: STFT, *, rel_tol: float = 1e-5,
         if not numba_room():
             return _plain().pghi_phase(mag, stft, **kw)
         try:
+            numba_runtime()
             out = _phase(mag, stft, **kw)
         except (OSError, MemoryError, SystemError) as e:
             numba_failed(e)

@@ -82,10 +82,13 @@ def load_torch(fail, threads: int | None = None) -> None:
     """Import torch (and numpy) now, in a command's body, where failing to (a tight ``ulimit
     -v`` makes its C extensions fail in several ways) is one line from ``fail``, not exit 3.
     First the thread pools are sized and their wait policy chosen
-    (:func:`specinv_cli.util.threads.configure`: ``threads``, default what the process may use)."""
+    (:func:`specinv_cli.util.threads.configure`: ``threads``, default what the process may use),
+    and freed memory is kept for reuse (:func:`specinv_cli.util.allocator.retain_freed_memory`)."""
+    from ..util.allocator import retain_freed_memory
     from ..util.threads import configure
 
     configure(threads)
+    retain_freed_memory()
     import gc
 
     # torch's import allocates enough to trigger several full collections (a quarter of a second

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import GAUSSIAN_STD_FRACTION, WINDOWS, canonical_window
+from ..util.limits import numba_runtime
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..config import STFTConfig
@@ -122,6 +123,7 @@ def _jit_ready(dtype: torch.dtype) -> bool:
         return False
     if ok is None:
         try:
+            numba_runtime()
             _smoke_test(_JIT[0], np.float32 if dtype == torch.float32 else np.float64)
             ok = True
         except Exception as e:  # a numba that imports but cannot compile here

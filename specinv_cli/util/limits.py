@@ -4,7 +4,8 @@
   and under an address-space limit (``ulimit -v``, ``RLIMIT_AS``) what is left of it.
 - :func:`check_bytes`: refuse a size derived from an input (a header, a resampling ratio, a
   tensor's shape) when it exceeds a limit, with one line naming both.
-- :func:`numba_room`: whether numba's compiler may be brought up here. Under a tight
+- :func:`numba_room`: whether numba's compiler may be brought up here; :func:`numba_runtime`
+  brings it up without the scipy it does not need here. Under a tight
   address-space limit it does not fail cleanly: llvmlite cannot map its library (OSError), or
   the OpenBLAS that numba's runtime loads through scipy retries its buffer allocation forever.
   Callers then take their plain (torch or Python) code, said once.
@@ -18,7 +19,7 @@ import threading
 import warnings
 
 __all__ = ["address_space_left", "host_memory", "fmt_bytes", "check_bytes", "name_list", "numba_room",
-           "numba_failed", "NUMBA_ROOM"]
+           "numba_runtime", "numba_failed", "NUMBA_ROOM"]
 
 
 def fmt_bytes(n: float) -> str:
@@ -170,6 +171,30 @@ def numba_room() -> bool:
     numba_failed(None, f"{fmt_bytes(left)} of address space left (ulimit -v), numba needs about "
                        f"{fmt_bytes(need)}")
     return False
+
+
+def numba_runtime() -> None:
+    """Bring numba's CPU runtime up (the first compile or cache load would) without scipy's BLAS.
+
+    numba's CPU target imports every implementation registry it has on first use, and one of
+    them probes for BLAS by importing ``scipy.linalg``, which loads scipy and its OpenBLAS (and
+    OpenBLAS's threads and buffers). No kernel here calls BLAS, so the probe is made to fail for
+    the moment of that import: the start costs less and maps less. Afterwards ``scipy.linalg``
+    imports as usual, and numba code that calls ``np.dot`` still compiles (numba checks for BLAS
+    again when it compiles such a call). A no-op once the runtime is up."""
+    if "numba.np.arraymath" in sys.modules:
+        return
+    name = "scipy.linalg.cython_blas"
+    blocked = name not in sys.modules
+    if blocked:
+        sys.modules[name] = None  # import raises ImportError
+    try:
+        from numba.core.registry import cpu_target
+
+        cpu_target.target_context.refresh()
+    finally:
+        if blocked and name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 def numba_failed(exc: BaseException | None, why: str | None = None) -> None:
