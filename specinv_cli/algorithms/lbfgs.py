@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..dsp import curvature
 from ..dsp.stft import STFT, fit_frames
 from .base import Monitor
 
@@ -470,48 +471,45 @@ def minimize_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tenso
     one matrix ``W [2 m, n]`` whose Gram matrix ``W W^T`` is kept up to date in float64, so that
     an iteration reads the history twice (``W g`` and the direction as a combination of its rows)
     instead of making about ``4 m`` vector passes; the direction is the two-loop's in exact
-    arithmetic (``tests/test_lbfgs_analytic.py`` holds it to a plain two-loop in float64)."""
+    arithmetic (``tests/test_lbfgs_analytic.py`` holds it to a plain two-loop in float64). Those
+    two reads, with the new pair's inner products, are one pass each on the CPU
+    (:mod:`specinv_cli.dsp.curvature`)."""
     z = z0.clone()
     f, g = fun(z)
     f = float(f)
-    n = g.numel()
+    gv = g.reshape(-1)
+    n = gv.numel()
+    gg, gmax = float(torch.dot(gv, gv)), float(gv.abs().max())
     m = max(int(history_size), 1)
     W = torch.zeros(2 * m, n, dtype=g.dtype, device=g.device)  # rows 2j, 2j + 1: s_j, y_j
     P = torch.empty(2, n, dtype=g.dtype, device=g.device)  # the candidate pair (s, y)
+    D = torch.empty(n, dtype=g.dtype, device=g.device)  # the search direction
     G = np.zeros((2 * m, 2 * m))  # W W^T, and below W g: small, so numpy (no per-op dispatch)
     b = np.zeros(2 * m)
     order: list[int] = []  # slots in use, oldest first; they fill 0, 1, ... before any is reused
     for i in range(1, n_iter + 1):
-        gv = g.reshape(-1)
-        lo, hi = (float(v) for v in gv.aminmax())
-        if not max(hi, -lo) > 1e-12:  # stationary (torch's tolerance_grad); False for NaN too
+        if not gmax > 1e-12 or gg != gg:  # stationary (torch's tolerance_grad), or NaN
             break
-        gg = float(torch.dot(gv, gv))
         k = 2 * len(order)
         if order:
             coef, cg = _two_loop(G, b, order)
-            c_t = torch.from_numpy(-coef[:k]).to(device=g.device, dtype=g.dtype)
-            d = torch.addmv(gv, W[:k].transpose(0, 1), c_t, beta=-cg)  # -(W^T coef + cg g), one pass
+            d, gtd = curvature.direction(W, k, coef, cg, gv, D)  # -(W^T coef + cg g), one pass
             wd = -(G @ coef + b * cg)  # W d, from the Gram matrix
-            gtd = float(torch.dot(gv, d))
         else:
-            d, wd, gtd = -gv, -b, -gg
+            d, wd, gtd = torch.neg(gv, out=D), -b, -gg
         if gtd > -1e-30:  # not a descent direction (rounding): restart from the gradient
             order.clear()
             W.zero_(), G.fill(0.0), b.fill(0.0)
-            d, gtd, wd, k = -gv, -gg, np.zeros_like(b), 0
+            d, gtd, wd, k = torch.neg(gv, out=D), -gg, np.zeros_like(b), 0
         t = lr * min(1.0, 1.0 / float(gv.abs().sum())) if i == 1 else lr
         f_new, g_new, t, _, z_new = _strong_wolfe(fun, z, t, d.view(z.shape), f, g, gtd)
         if not (f_new == f_new and f_new < float("inf")):
             break  # never hand back a broken estimate
         gn = g_new.reshape(-1)
-        torch.mul(d, t, out=P[0])
-        torch.sub(gn, gv, out=P[1])
-        ss, sy, yy, sg, yg = (float(torch.dot(u, v)) for u, v in
-                              ((P[0], P[0]), (P[0], P[1]), (P[1], P[1]), (P[0], gn), (P[1], gn)))
+        dots, wg = curvature.pair(W, k, d, t, gv, gn, P)  # P = (t d, gn - g), its products, W gn
+        ss, sy, yy, sg, yg = (float(v) for v in dots[:5])
         b_new = np.zeros_like(b)
-        if k:
-            b_new[:k] = torch.mv(W[:k], gn).double().cpu().numpy()
+        b_new[:k] = wg
         if sy > 1e-10 * (ss * yy) ** 0.5:  # curvature, relative to the step's scale
             ws, wy = t * wd, b_new - b  # W s and W y, without reading W again
             j = order.pop(0) if len(order) == m else len(order)
@@ -523,7 +521,8 @@ def minimize_lbfgs(fun: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tenso
             G[:, 2 * j], G[:, 2 * j + 1] = ws, wy
             b_new[2 * j:2 * j + 2] = sg, yg
         b = b_new
-        z, f, g = z_new, f_new, g_new
+        z, f, g, gv = z_new, f_new, g_new, gn
+        gg, gmax = float(dots[5]), float(dots[6])
         if step is not None and step(i, z):
             break
     return z

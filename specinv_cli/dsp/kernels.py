@@ -19,6 +19,9 @@ steps in one pass, parallel over frames:
   between its two FFTs: window, magnitude, residual, ``c / |c|`` and the adjoint's window;
 - :func:`band_project`, :func:`band_adjoint`: a filterbank whose rows are bands (mel) and its
   transpose applied row by row over each band's nonzero bins only;
+- :func:`history_direction`, :func:`history_pair`: L-BFGS's passes over its history (the
+  search direction from the history's rows; the new curvature pair, its inner products and the
+  history's products with the new gradient), one pass each (twins in :mod:`.curvature`);
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass.
 
@@ -46,7 +49,7 @@ import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
            "admm_update", "window_magnitude", "residual_grad", "grad_window", "band_project", "band_adjoint",
-           "overlap_add", "set_threads"]
+           "history_direction", "history_pair", "overlap_add", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -421,3 +424,86 @@ def overlap_add(frames, w, env, out, prev, hop, alpha, lerp, pad, lengths, width
         _repad(out[b, :widths[b]], pad, lengths[b], mode)
         if lerp:
             _repad(prev[b, :widths[b]], pad, lengths[b], mode)
+
+
+@_njit
+def history_direction(W, k, coef, g, d, acc, nchunk):
+    """``d <- -(W[:k]^T coef[:k] + coef[k] g)`` for the history ``W [2 m, n]`` and ``g, d [n]``
+    (``coef [k + 1]`` in their dtype), and ``acc[c, 0] <- g . d`` over chunk ``c`` of the elements
+    (``acc [nchunk, 1]``). Each chunk works on slices (it vectorises; indexing the whole arrays
+    did not, 6x slower)."""
+    n = g.shape[0]
+    step = (n + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        lo = min(n, c * step)
+        hi = min(n, lo + step)
+        dc = d[lo:hi]
+        gc = g[lo:hi]
+        cg = -coef[k]
+        for j in range(hi - lo):
+            dc[j] = cg * gc[j]
+        for r in range(k):
+            a = coef[r]
+            wc = W[r, lo:hi]
+            for j in range(hi - lo):
+                dc[j] -= a * wc[j]
+        gd = cg * 0
+        for j in range(hi - lo):
+            gd += gc[j] * dc[j]
+        acc[c, 0] = gd
+
+
+@_njit
+def history_pair(W, k, d, t, g, gn, P, acc, nchunk):
+    """The candidate pair ``P[0] <- t d`` (the step), ``P[1] <- gn - g`` (the gradient's change),
+    and per chunk ``c`` of the elements into ``acc [nchunk, 7 + k]``: ``s.s, s.y, y.y, s.gn,
+    y.gn, gn.gn, max |gn|`` and ``W[r] . gn`` for ``r < k`` (``t [1]`` in the arrays' dtype;
+    sums in it too, as torch's)."""
+    n = g.shape[0]
+    step = (n + nchunk - 1) // nchunk
+    for c in prange(nchunk):
+        lo = min(n, c * step)
+        hi = min(n, lo + step)
+        m = hi - lo
+        ps = P[0, lo:hi]
+        py = P[1, lo:hi]
+        dc = d[lo:hi]
+        gc = g[lo:hi]
+        nc = gn[lo:hi]
+        tt = t[0]
+        for j in range(m):
+            ps[j] = tt * dc[j]
+        for j in range(m):
+            py[j] = nc[j] - gc[j]
+        ss = tt * 0
+        sy = ss
+        yy = ss
+        sg = ss
+        yg = ss
+        gg = ss
+        gmax = ss
+        for j in range(m):
+            sj = ps[j]
+            yj = py[j]
+            gj = nc[j]
+            ss += sj * sj
+            sy += sj * yj
+            yy += yj * yj
+            sg += sj * gj
+            yg += yj * gj
+            gg += gj * gj
+        for j in range(m):  # a loop of its own: with the sums above it does not vectorise
+            gmax = max(gmax, abs(nc[j]))
+        acc[c, 0] = ss
+        acc[c, 1] = sy
+        acc[c, 2] = yy
+        acc[c, 3] = sg
+        acc[c, 4] = yg
+        acc[c, 5] = gg
+        acc[c, 6] = gmax
+        for r in range(k):
+            wc = W[r, lo:hi]
+            a = ss * 0
+            for j in range(m):
+                a += wc[j] * nc[j]
+            acc[c, 7 + r] = a

@@ -44,7 +44,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import STFTConfig
 
 __all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection",
-           "fit_frames", "set_jit", "jit_enabled", "jit_scope", "JIT_MIN_WORK", "cosine_taps"]
+           "fit_frames", "set_jit", "jit_enabled", "jit_ready", "jit_scope", "JIT_MIN_WORK", "cosine_taps"]
 
 _JIT: list = []  # [module or None] once resolved
 
@@ -110,6 +110,12 @@ def jit_scope(work: float, dtype: torch.dtype | None = None):
     finally:
         if skip:
             _SKIP.pop()
+
+
+def jit_ready(dtype: torch.dtype) -> bool:
+    """Whether the kernels run for ``dtype`` now (loading them on first use, unless a short job's
+    :func:`jit_scope` keeps them off)."""
+    return _jit_ready(dtype)
 
 
 def _jit_ready(dtype: torch.dtype) -> bool:
