@@ -371,20 +371,21 @@ def _bin_weight(stft: STFT, dtype, device) -> torch.Tensor:
 
 
 def _unpad_adjoint(stft: STFT, y: torch.Tensor, L: int) -> torch.Tensor:
-    """The adjoint of ``stft._pad`` (reflect or zero) on the overlap-added ``y [B, >= L + 2 pad]``."""
+    """The adjoint of ``stft._pad`` (reflect or zero) on the overlap-added ``y [B, >= L + 2 pad]``,
+    a temporary of the caller's: the reflected edges are added into it in place and the result is
+    its middle (one item: a view, no copy)."""
     if not stft.pad:
         return y[:, :L] if y.shape[-1] >= L else torch.nn.functional.pad(y, (0, L - y.shape[-1]))
     p = stft.pad
     y = y[:, :L + 2 * p]
     n = min(L, max(y.shape[-1] - p, 0))  # samples of x inside y (beyond the frames: no gradient)
-    gx = y.new_empty(y.shape[0], L)
-    gx[:, :n] = y[:, p:p + n]
-    gx[:, n:] = 0
+    if n < L:
+        y = torch.nn.functional.pad(y, (0, p + L - y.shape[-1]))
     if stft.pad_mode == "reflect" and L > p:  # padded[i] = x[p - i], padded[p + L + i] = x[L - 2 - i]
-        gx[:, 1:p + 1] += y[:, :p].flip(-1)
+        y[:, p + 1:2 * p + 1] += y[:, :p].flip(-1)
         tail = y[:, p + L:]
-        gx[:, L - 1 - tail.shape[-1]:L - 1] += tail.flip(-1)
-    return gx
+        y[:, p + L - 1 - tail.shape[-1]:p + L - 1] += tail.flip(-1)
+    return y[:, p:p + L].contiguous()
 
 
 def _cubic_min(t1, f1, g1, t2, f2, g2, lo, hi):
