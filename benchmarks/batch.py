@@ -157,7 +157,7 @@ def main() -> None:
           f"{res['pieces']} spectrograms ({res['seconds_of_audio']} s of audio, 1-3 s pieces of the corpus clips), "
           "default method and iterations.", "",
           "| run | wall s | / shell loop |", "|---|---|---|",
-          *[f"| one call, {'default (CPU: one-length batches of 16)' if n == 'default' else '--batch-size ' + n} | "
+          *[f"| one call, {'default (CPU: one at a time)' if n == 'default' else '--batch-size ' + n} | "
             f"{res[f'one_call_batch{n}_s']} | {round(res[f'one_call_batch{n}_s'] / res['shell_loop_s'], 4)} |"
             for n in names],
           f"| shell loop, one call per file | {res['shell_loop_s']} | 1 |", "",

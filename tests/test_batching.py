@@ -132,21 +132,48 @@ def test_cli_batch_size_gives_the_same_files(tmp_path, capsys, corpus):
         assert np.abs(a - b).max() <= 1e-5 * np.abs(b).max()
 
 
-def test_cpu_default_batches_items_of_one_length(tmp_path, capsys, corpus):
-    """Without --batch-size on the CPU, items of the same length run as one plain batch (the fused
-    path) and others one by one; the files equal --batch-size 1's to float64 rounding."""
+def test_cpu_default_is_one_item_at_a_time(tmp_path, capsys, corpus):
+    """Without --batch-size on the CPU every input runs alone: the files are --batch-size 1's."""
     names = []
-    for i, secs in enumerate([1.0, 1.0, 1.5, 1.0, 1.5, 0.7]):
+    for i, secs in enumerate([1.0, 1.0, 1.5, 0.7]):
         m = reference_magnitude(load_clip(corpus[i], secs, 0.3)).numpy()
         np.save(tmp_path / f"p{i}.npy", m)
         names.append(tmp_path / f"p{i}.npy")
-    common = ["-n", "12", "--precision", "double", "--subtype", "FLOAT", "--json", "--device", "cpu"]
+    common = ["-n", "12", "--subtype", "FLOAT", "--json", "--device", "cpu"]
     rc1, out1, err = run(capsys, "invert", *names, "-O", tmp_path / "d", *common)
     assert rc1 == 0, err
     rc2, _, err = run(capsys, "invert", *names, "-O", tmp_path / "b1", "--batch-size", "1", *common)
     assert rc2 == 0, err
-    recs = {Path(r["output"]).stem: r for r in map(json.loads, out1.splitlines()[:-1])}
-    assert {k: v["batch"] for k, v in recs.items()} == {"p0": 3, "p1": 3, "p3": 3, "p2": 2, "p4": 2, "p5": 1}
+    recs = [json.loads(line) for line in out1.splitlines()[:-1]]
+    assert len(recs) == 4 and all(r["batch"] == 1 for r in recs)
+    for i in range(4):
+        a, _ = read_wav(tmp_path / "d" / f"p{i}.wav")
+        b, _ = read_wav(tmp_path / "b1" / f"p{i}.wav")
+        assert np.array_equal(a, b)
+
+
+def test_one_length_batches(tmp_path, corpus):
+    """With ``ragged_batches=False`` (a library choice) items of the same length run as one plain
+    batch (the fused path) and others one by one; the files equal one-by-one's to float64 rounding."""
+    from specinv_cli.batch.pipeline import Pipeline, Settings
+    from specinv_cli.cli.progress import Reporter
+    from specinv_cli.config import load_preset
+    from specinv_cli.options import InversionOptions
+
+    names = []
+    for i, secs in enumerate([1.0, 1.0, 1.5, 1.0, 1.5, 0.7]):
+        np.save(tmp_path / f"p{i}.npy", reference_magnitude(load_clip(corpus[i], secs, 0.3)).numpy())
+        names.append(str(tmp_path / f"p{i}.npy"))
+    out = {}
+    for tag, size, ragged in (("d", 16, False), ("b1", 1, True)):
+        (tmp_path / tag).mkdir()
+        pipe = Pipeline(Settings(cfg=load_preset("default", explicit=False), subtype="FLOAT",
+                                 inversion=InversionOptions(n_iter=12, precision="double"),
+                                 batch_size=size, ragged_batches=ragged, output_dir=str(tmp_path / tag)),
+                        Reporter(quiet=True))
+        recs = [r for n in names for r in pipe.feed(n)] + list(pipe.flush())
+        out[tag] = {Path(r["output"]).stem: r for r in recs}
+    assert {k: v["batch"] for k, v in out["d"].items()} == {"p0": 3, "p1": 3, "p3": 3, "p2": 2, "p4": 2, "p5": 1}
     for i in range(6):
         a, _ = read_wav(tmp_path / "d" / f"p{i}.wav")
         b, _ = read_wav(tmp_path / "b1" / f"p{i}.wav")
@@ -235,10 +262,11 @@ def test_ragged_pool_batches_close_lengths():
 
 
 def test_batching_defaults_are_decided_by_the_pipeline():
-    """One place decides the batching per device: CPU one-length batches, CUDA any lengths and
-    blocks four at a time; a given batch size batches any lengths on both."""
-    from specinv_cli.batch.pipeline import DEFAULT_BATCH, batching
+    """One place decides the batching per device: CPU one item at a time, CUDA batches of any
+    lengths and blocks four at a time; a given batch size batches any lengths on both."""
+    from specinv_cli.batch.pipeline import DEFAULT_BATCH, DEFAULT_CPU_BATCH, batching
 
-    assert batching(torch.device("cpu")) == dict(batch_size=DEFAULT_BATCH, ragged_batches=False, block_batch=1)
+    assert DEFAULT_CPU_BATCH == 1 and DEFAULT_BATCH > 1
+    assert batching(torch.device("cpu")) == dict(batch_size=DEFAULT_CPU_BATCH, ragged_batches=False, block_batch=1)
     assert batching(torch.device("cuda", 0)) == dict(batch_size=DEFAULT_BATCH, ragged_batches=True, block_batch=4)
     assert batching(torch.device("cpu"), 3) == dict(batch_size=3, ragged_batches=True, block_batch=1)

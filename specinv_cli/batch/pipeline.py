@@ -24,7 +24,7 @@ from ..algorithms.registry import get_method
 from ..options import InversionOptions
 from ..util import interrupt
 
-__all__ = ["Failure", "Settings", "Pipeline", "batching", "DEFAULT_BATCH"]
+__all__ = ["Failure", "Settings", "Pipeline", "batching", "DEFAULT_BATCH", "DEFAULT_CPU_BATCH"]
 
 
 class Failure(Exception):
@@ -114,18 +114,21 @@ def _label(name: str, n_items: int, i: int) -> str:
 #: Batches' worth of items a ragged pool holds before it runs one (the closest frame counts).
 POOL_BATCHES = 4
 
-#: Items inverted together by default.
+#: Items inverted together by default on CUDA.
 DEFAULT_BATCH = 16
+#: On the CPU: one at a time. A batch's spectrograms and states leave the caches that one item's
+#: stays in; measured, no batch size was faster than one (benchmarks/results/batch.md).
+DEFAULT_CPU_BATCH = 1
 
 
 def batching(device, batch_size: int | None = None) -> dict:
     """The batching fields of :class:`Settings` for ``device`` and a ``batch_size`` the user gave
     (``None``: the default). Given, it batches items of any lengths. By default, on CUDA a batch
-    amortises kernel launches: any lengths, and long inputs' blocks four at a time; on the CPU
-    only items of one length, one block at a time (a batch's data leaves the caches that one
-    item's stays in, which costs about what batching saves: benchmarks/results/batch.md)."""
+    amortises kernel launches: :data:`DEFAULT_BATCH` items of any lengths, and long inputs' blocks
+    four at a time; on the CPU :data:`DEFAULT_CPU_BATCH`, one block at a time."""
     cuda = getattr(device, "type", str(device)).startswith("cuda")
-    return dict(batch_size=DEFAULT_BATCH if batch_size is None else batch_size,
+    default = DEFAULT_BATCH if cuda else DEFAULT_CPU_BATCH
+    return dict(batch_size=default if batch_size is None else batch_size,
                 ragged_batches=batch_size is not None or cuda, block_batch=4 if cuda else 1)
 
 

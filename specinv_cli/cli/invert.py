@@ -65,7 +65,7 @@ def _apply(decos):
 @click.option("-r", "--recursive", is_flag=True, help="Folders given as inputs are searched in subfolders too (outputs mirror them under -O).")
 @click.option("--from-list", "from_list", metavar="FILE", help="Also invert the paths listed in FILE, one per line ('-' = stdin; '#' comments).")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose outputs already exist (resume an interrupted run).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items inverted together (of different lengths: padded to the longest, each inverted as alone); GLA-family methods only, others go one by one [16; on the CPU, by default, only items of the same length are batched, where batching others costs more than it saves].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Items inverted together (of different lengths: padded to the longest, each inverted as alone); GLA-family methods only, others go one by one [16 on CUDA; 1 on the CPU, where no batch was measured faster than one item at a time].")
 @click.option("--shard", metavar="I/N", help="Process shard I of N (round-robin over the inputs) [from RANK/WORLD_SIZE or SLURM_* when set].")
 @click.option("--block-frames", "block", type=click.IntRange(min=0), default=2048, show_default=True, help="Inputs longer than this many frames are inverted in overlapping blocks, cross-faded (0 = never).")
 @click.option("--block-overlap", "overlap", type=click.IntRange(min=0), default=128, show_default=True, help="Frames shared by neighbouring blocks.")
