@@ -95,7 +95,7 @@ API = [
     ("Internals the above refer to", ["specinv_cli.batch.blocks", "specinv_cli.dsp.kernels",
                                       "specinv_cli.util", "specinv_cli.util.limits", "specinv_cli.util.text",
                                       "specinv_cli.util.stdio", "specinv_cli.util.sniff", "specinv_cli.util.interrupt",
-                                      "specinv_cli.util.allocator",
+                                      "specinv_cli.util.threads", "specinv_cli.util.allocator",
                                       "specinv_cli.cli.flags"]),
 ]
 GENERATED = DOCS / "_generated"
