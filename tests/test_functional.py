@@ -22,7 +22,7 @@ def path(request):
     on plain torch."""
     if request.param == "fused":
         dsp.set_jit(True)
-        if not dsp.jit_enabled() or not dsp._jit_ready(torch.float32):
+        if not dsp.jit_enabled() or not dsp.jit_ready(torch.float32):
             dsp.set_jit(None)
             pytest.skip("numba kernels unavailable here")
     else:

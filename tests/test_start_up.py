@@ -108,11 +108,11 @@ if sys.argv[1:] == ["preload"]:
 import torch
 from specinv_cli import STFTConfig, invert
 from specinv_cli.dsp import STFT
-from specinv_cli.dsp.stft import jit_enabled, _jit_ready
+from specinv_cli.dsp.stft import jit_enabled, jit_ready
 st = STFT(STFTConfig(n_fft=512, hop_length=128))
 mag = st.forward(torch.randn(8192)).abs()
 invert(mag, config=STFTConfig(n_fft=512, hop_length=128), n_iter=2, device="cpu")  # PGHI: numba's runtime
-kernels = jit_enabled() and _jit_ready(torch.float32)
+kernels = jit_enabled() and jit_ready(torch.float32)
 up = "numba.np.arraymath" in sys.modules
 scipy_blas = "scipy.linalg" in sys.modules
 probe = bool(sys.modules["numba.np.arraymath"]._HAVE_BLAS) if up else None

@@ -41,7 +41,10 @@ def direction(W: torch.Tensor, k: int, coef: np.ndarray, cg: float, g: torch.Ten
         J.history_direction(W.numpy(), int(k), c, g.numpy(), d.numpy(), acc, nchunk)
         return d, float(acc.sum())
     c = torch.from_numpy(-np.asarray(coef[:k], dtype=np.float64)).to(device=g.device, dtype=g.dtype)
-    torch.addmv(g, W[:k].transpose(0, 1), c, beta=-cg, out=d) if k else torch.mul(g, -cg, out=d)
+    if k:
+        torch.addmv(g, W[:k].transpose(0, 1), c, beta=-cg, out=d)
+    else:
+        torch.mul(g, -cg, out=d)
     return d, float(torch.dot(g, d))
 
 

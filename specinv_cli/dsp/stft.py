@@ -104,7 +104,7 @@ def jit_scope(work: float, dtype: torch.dtype | None = None):
     if skip:
         _SKIP.append(True)
     elif dtype in (torch.float32, torch.float64):
-        _jit_ready(dtype)
+        jit_ready(dtype)
     try:
         yield
     finally:
@@ -113,15 +113,10 @@ def jit_scope(work: float, dtype: torch.dtype | None = None):
 
 
 def jit_ready(dtype: torch.dtype) -> bool:
-    """Whether the kernels run for ``dtype`` now (loading them on first use, unless a short job's
-    :func:`jit_scope` keeps them off)."""
-    return _jit_ready(dtype)
-
-
-def _jit_ready(dtype: torch.dtype) -> bool:
-    """Whether the kernels are on and run for ``dtype``: the first call per dtype runs each
-    kernel on a few samples (compiling it, or loading it from numba's cache); if that fails, the
-    kernels are turned off with a warning and the torch path takes over."""
+    """Whether the kernels are on and run for ``dtype`` (unless a short job's :func:`jit_scope`
+    keeps them off): the first call per dtype runs each kernel on a few samples (compiling it, or
+    loading it from numba's cache); if that fails, the kernels are turned off with a warning and
+    the torch path takes over."""
     if _jit() is None:
         return False
     ok = _READY.get(dtype)
@@ -340,7 +335,7 @@ class MagnitudeProjection:
                 or not o_tf.is_contiguous() or x.dtype != self._f.dtype
                 or (torch.is_grad_enabled() and x.requires_grad)):
             return out.copy_(magnitude_projection(self.mag, x, self.eps))
-        if self._m_np is not None and _jit_ready(x.dtype.to_real()) and not x.is_conj():
+        if self._m_np is not None and jit_ready(x.dtype.to_real()) and not x.is_conj():
             J, _ = jit_kernels()
             if out.data_ptr() == x.data_ptr():
                 J.project(as_rows(x_tf), self._m_np, self._eps2)
@@ -749,7 +744,7 @@ class Projector:
         return torch.fft.rfft(frames, dim=-1)
 
     def _use_jit(self) -> bool:
-        return self._jit_ok and _jit_ready(self.stft.dtype)
+        return self._jit_ok and jit_ready(self.stft.dtype)
 
     def _overlap_add(self, frames: torch.Tensor, y: torch.Tensor, prev: torch.Tensor | None = None,
                      alpha: float = 0.0) -> None:

@@ -4,11 +4,11 @@
   and under an address-space limit (``ulimit -v``, ``RLIMIT_AS``) what is left of it.
 - :func:`check_bytes`: refuse a size derived from an input (a header, a resampling ratio, a
   tensor's shape) when it exceeds a limit, with one line naming both.
-- :func:`numba_room`: whether numba's compiler may be brought up here; :func:`numba_runtime`
-  brings it up without the scipy it does not need here. Under a tight
+- :func:`numba_room`: whether numba's compiler may be brought up here. Under a tight
   address-space limit it does not fail cleanly: llvmlite cannot map its library (OSError), or
   the OpenBLAS that numba's runtime loads through scipy retries its buffer allocation forever.
   Callers then take their plain (torch or Python) code, said once.
+- :func:`numba_runtime`: bring numba's runtime up without the scipy it does not need here.
 - :func:`name_list`: lists of names in messages, cut after a few.
 """
 from __future__ import annotations
