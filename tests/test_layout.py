@@ -20,7 +20,7 @@ LAYERS = [
     ("io",),                                 # files in and out, what they hold
     ("dsp",),                                # STFT, projector, mel, metrics, kernels
     ("algorithms",),                         # one file per method, the registry
-    ("options", "api", "functional"),        # the library's entry points
+    ("options", "api", "functional", "streaming"),  # the library's entry points
     ("transforms",),                         # nn.Modules over the functional layer
     ("batch",),                              # many inputs: pipeline, blocks
     ("companion",),                          # eval, plot, report, bench

@@ -11,7 +11,7 @@ import click
 from .._version import __version__
 from .common import CONTEXT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_PIPE, EXIT_USAGE, exit_code, ignore_signals, install_signal_handlers
 from .flags import cli_words
-from . import bench, catalog, compare, eval, invert, plot, report, stft
+from . import bench, catalog, compare, eval, invert, plot, report, stft, stream
 
 
 class _Group(click.Group):
@@ -40,7 +40,7 @@ def cli():
 
 
 for _cmd in (invert.invert, catalog.methods, catalog.configs, stft.stft, eval.eval_, compare.compare, plot.plot,
-             report.report, bench.bench):
+             report.report, bench.bench, stream.stream):
     cli.add_command(_cmd)
 
 
@@ -60,9 +60,9 @@ def main(argv=None):
             if e.code == EXIT_INTERRUPTED:
                 import os
 
-                for stream in (sys.stdout, sys.stderr):
+                for std in (sys.stdout, sys.stderr):
                     try:
-                        stream.flush()
+                        std.flush()
                     except (OSError, ValueError):
                         pass
                 os._exit(EXIT_INTERRUPTED)

@@ -107,14 +107,14 @@ def load_torch(fail, threads: int | None = None) -> None:
 
 
 #: Signals that end a run like Ctrl-C: temporaries removed, finished outputs kept, exit 130.
-_ENDING = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+ENDING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
 
 
 def ignore_signals():
     """Once interrupted, a repeated (or late-delivered) SIGINT/SIGTERM/SIGHUP must not raise a
     second KeyboardInterrupt during clean-up or shutdown: Python would then end by re-raising
     SIGINT on itself (exit -2) instead of exiting 130."""
-    for sig in _ENDING:
+    for sig in ENDING_SIGNALS:
         try:
             signal.signal(sig, signal.SIG_IGN)
         except ValueError:  # not in the main thread
@@ -137,7 +137,7 @@ def install_signal_handlers():
         if not (isinstance(u.exc_value, KeyboardInterrupt) and interrupt.pending()):
             report(u)
     sys.unraisablehook = unraisable
-    for sig in _ENDING:
+    for sig in ENDING_SIGNALS:
         try:
             if signal.getsignal(sig) is not signal.SIG_IGN:  # nohup's choice is kept
                 signal.signal(sig, on_term)

@@ -23,7 +23,11 @@ steps in one pass, parallel over frames:
   search direction from the history's rows; the new curvature pair, its inner products and the
   history's products with the new gradient), one pass each (twins in :mod:`.curvature`);
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
-  rewrite and (for FGLA) the momentum step on the signal, in one pass.
+  rewrite and (for FGLA) the momentum step on the signal, in one pass;
+- :func:`block_frames`, :func:`block_impose`: a streaming step's block of a few frames
+  (:mod:`specinv_cli.algorithms.online`): the overlap-add rows summed and re-framed under the
+  analysis windows; the magnitude imposed with the GLA or FGLA update. Serial (a block is too
+  small to share), twins in that module.
 
 Everything here works on numpy views of torch CPU tensors (``float32`` or ``float64``; complex
 data as ``[rows, 2 F]`` interleaved real/imaginary). :mod:`specinv_cli.dsp` decides when these
@@ -49,7 +53,7 @@ import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
            "admm_update", "window_magnitude", "residual_grad", "grad_window", "band_project", "band_adjoint",
-           "history_direction", "history_pair", "overlap_add", "set_threads"]
+           "history_direction", "history_pair", "overlap_add", "block_frames", "block_impose", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -59,6 +63,14 @@ def _njit(fn):
         return numba.njit(cache=True, **_OPTS)(fn)
     except RuntimeError:  # no writable cache directory: compile in every process
         return numba.njit(cache=False, **_OPTS)(fn)
+
+
+def _njit_serial(fn):
+    opts = dict(_OPTS, parallel=False)
+    try:
+        return numba.njit(cache=True, **opts)(fn)
+    except RuntimeError:
+        return numba.njit(cache=False, **opts)(fn)
 
 
 def set_threads(n: int) -> None:
@@ -507,3 +519,50 @@ def history_pair(W, k, d, t, g, gn, P, acc, nchunk):
             for j in range(m):
                 a += wc[j] * nc[j]
             acc[c, 7 + r] = a
+
+
+@_njit_serial
+def block_frames(rows, span, hop, ana, out):
+    """``out[b, k, n] <- ana[k, n] * sum_r rows[b, r, k hop + n]`` for ``rows [B, R, >= span]``
+    (the block's frames placed at their offsets, and the committed overlap-add), ``ana [K, N]``,
+    ``out [B, K, N]``: the re-analysis frames of the block's consistent signal."""
+    B, R = rows.shape[0], rows.shape[1]
+    K, N = ana.shape
+    seg = np.empty(span, dtype=rows.dtype)
+    for b in range(B):
+        for j in range(span):
+            seg[j] = rows[b, 0, j]
+        for r in range(1, R):
+            x = rows[b, r]
+            for j in range(span):
+                seg[j] += x[j]
+        for k in range(K):
+            o = out[b, k]
+            a = ana[k]
+            base = k * hop
+            for n in range(N):
+                o[n] = a[n] * seg[base + n]
+
+
+@_njit_serial
+def block_impose(c, mags, x, aux, alpha, eps, momentum):
+    """The block's update after its re-analysis ``c [B, K, F, 2]`` (real/imaginary): ``t =
+    (c + eps) * mags / max(|c + eps|, eps)``; without ``momentum`` ``x <- t``, with it
+    ``x <- t + alpha (t - aux)`` and ``aux <- t`` (FGLA). ``mags [B, K, F]``; ``x``, ``aux`` like
+    ``c`` (strided views of the stream's buffers)."""
+    B, K, F = mags.shape
+    for b in range(B):
+        for k in range(K):
+            for f in range(F):
+                re = c[b, k, f, 0] + eps
+                im = c[b, k, f, 1]
+                s = mags[b, k, f] / max(np.sqrt(re * re + im * im), eps)
+                tr, ti = re * s, im * s
+                if momentum:
+                    x[b, k, f, 0] = tr + alpha * (tr - aux[b, k, f, 0])
+                    x[b, k, f, 1] = ti + alpha * (ti - aux[b, k, f, 1])
+                    aux[b, k, f, 0] = tr
+                    aux[b, k, f, 1] = ti
+                else:
+                    x[b, k, f, 0] = tr
+                    x[b, k, f, 1] = ti

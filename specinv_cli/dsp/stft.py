@@ -158,7 +158,12 @@ def _smoke_test(J, dt) -> None:
     y = np.ones((1, 16), dt)
     one = np.ones(1, np.int64)
     J.overlap_add(fr, np.ones(8, dt), np.ones((1, 16), dt), y, y.copy(), 4, 0.5, True, 4, one * 8, one * 16, 2, 2)
-    if not np.isfinite(y).all():
+    rows = np.ones((1, 2, 12), dt)
+    blk = np.empty((1, 2, 8), dt)
+    J.block_frames(rows, 12, 4, np.ones((2, 8), dt), blk)
+    c4 = np.ones((1, 2, 5, 2), dt)
+    J.block_impose(c4, np.ones((1, 2, 5), dt), c4.copy(), c4.copy(), dt(0.5), dt(1e-15), True)
+    if not (np.isfinite(y).all() and np.isfinite(blk).all()):
         raise FloatingPointError("non-finite result")
 
 
