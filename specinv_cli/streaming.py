@@ -17,7 +17,7 @@ Methods (:data:`STREAM_METHODS`; the algorithms in :mod:`specinv_cli.algorithms.
   rest; with fewer, RTPGHI takes none.
 
 ``look_ahead`` counts the frames after a frame that it waits for; the algorithmic latency
-(:attr:`StreamingInverter.latency_ms`) is ``n_fft + (look_ahead - 1) hop`` samples: from the last
+(``StreamingInverter.latency_ms``) is ``n_fft + (look_ahead - 1) hop`` samples: from the last
 input sample the newest frame needs (had the spectrogram been analysed from a live signal) to
 the output samples made final by it. ``n_iter`` counts the updates each frame gets in all, as
 the offline methods' iterations update every frame once: compute per frame is about

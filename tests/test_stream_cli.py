@@ -323,6 +323,7 @@ def test_help_lists_the_options_and_the_librarys_methods(capsys):
     from specinv_cli.io.stream import STREAM_SUBTYPES
 
     assert set(cmd._METHODS) == set(STREAM_METHODS) and cmd._SUBTYPES == STREAM_SUBTYPES
+    assert cmd._DEFAULT == (DEFAULT_STREAM_METHOD, *STREAM_METHODS[DEFAULT_STREAM_METHOD][:2])
     assert all(name in out for name in STREAM_METHODS)
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "stream" in out

@@ -14,7 +14,7 @@ block, the two projections of the offline methods::
 
 where ``E`` is the overlap-add of ``w^2`` from the first frame on as if the stream went on (so
 ``w / E`` is the canonical dual window) and ``a_k = w`` except on the newest frame, whose
-analysis window may be RTISI-LA's asymmetric one (:func:`.rtisi.asymmetric_windows`). Rules,
+analysis window may be RTISI-LA's asymmetric one (:func:`asymmetric_windows`). Rules,
 the offline methods' updates on the block's frames::
 
     gla  (RTISI-LA):  X <- P_A(P_C(X))

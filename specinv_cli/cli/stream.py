@@ -23,6 +23,9 @@ _NAME = "<stdin>"
 #: The names of ``streaming.STREAM_METHODS``, spelled here for ``--help`` (which must not import
 #: torch); a test holds the two equal.
 _METHODS = ("dm", "fgla", "raar", "rtisi-la", "rtpghi")
+#: ``streaming.DEFAULT_STREAM_METHOD`` and its defaults, spelled here for the same reason (a test
+#: holds them equal).
+_DEFAULT = ("fgla", 3, 8)
 
 
 class _HeldSignals:
@@ -86,10 +89,10 @@ def _check_standard_streams(fail) -> None:
 @click.command(context_settings=CONTEXT)
 @click.option("--bins", type=click.IntRange(min=1), metavar="F", help="Values in one frame [the settings': n_mels with mel settings, else n_fft/2+1]. Without --config or --n-fft, n_fft follows from it (2(F-1)), as 'invert' infers it from an input's bins.")
 @click.option("--input-kind", type=click.Choice(["magnitude", "power", "db", "log"]), default="magnitude", show_default=True, help="What the frames hold: |X|, |X|^2, 20log10|X| or ln|X| (as 'invert --input-kind'). With mel settings, frames of n_mels bins are the preset's mel features, decoded with its --compression (none: mel amplitudes), as 'invert' reads them.")
-@click.option("-m", "--method", default=None, metavar="NAME", help=f"Streaming method: {', '.join(_METHODS)} (see specinv_cli.streaming) [the library's default for streams; the start line names it].")
-@click.option("--look-ahead", type=click.IntRange(min=0), default=None, metavar="N", help="Frames after a frame that are waited for before it is final: more is better audio and more delay [the method's].")
+@click.option("-m", "--method", default=None, metavar="NAME", help=f"Streaming method: {', '.join(_METHODS)} (see specinv_cli.streaming) [{_DEFAULT[0]}: online fast Griffin-Lim from RTPGHI].")
+@click.option("--look-ahead", type=click.IntRange(min=0), default=None, metavar="N", help=f"Frames after a frame that are waited for before it is final: more is better audio and more delay [the method's; {_DEFAULT[0]}: {_DEFAULT[1]}, 69.7 ms at n_fft 1024, hop 256, 22.05 kHz].")
 @click.option("--latency", type=click.FloatRange(min=0), default=None, metavar="MS", help="Take the largest look-ahead whose algorithmic latency is at most MS milliseconds (excludes --look-ahead).")
-@click.option("-n", "--iters", "n_iter", type=click.IntRange(min=0), default=None, help="Iterations per frame of iterative methods [the method's].")
+@click.option("-n", "--iters", "n_iter", type=click.IntRange(min=0), default=None, help=f"Updates each frame gets in all, as an offline method's iterations (iterative methods) [the method's; {_DEFAULT[0]}: {_DEFAULT[2]}].")
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True, metavar="N", help="CPU threads for torch. One frame is little work, which thread pools do not speed up but slow down (waking threads costs more than it saves), and a stream usually runs beside the model that produces its frames, whose cores it should not take.")
 @click.option("--raw", is_flag=True, help="Write headerless little-endian samples (as --subtype) instead of a WAV stream.")
 @click.option("--subtype", type=click.Choice(_SUBTYPES), default="FLOAT", show_default=True, help="Sample format. FLOAT (32-bit) keeps any level: a stream cannot go back to rescale what it wrote, so unlike 'invert --subtype auto' it cannot choose PCM_16 after seeing the peak. PCM_16/PCM_24 clip beyond full scale (the samples counted in a warning at the end).")
@@ -234,9 +237,9 @@ def stream(config_name, bins, input_kind, method, look_ahead, latency, n_iter, t
         raise StdoutClosed("standard output was closed by its reader") from None
     clipping()
     seconds = writer.samples / inv.sample_rate
-    rtf = f"{seconds / spent:.1f}x real time" if seconds and spent else "n/a"
+    rtf = f"{seconds / spent:.1f} (audio seconds per second)" if seconds and spent else "n/a"
     rep.info(f"stream: {reader.frames} frame(s) in, {seconds:.2f} s of audio out ({writer.samples} samples), "
-             f"{spent:.2f} s inverting: {rtf}")
+             f"{spent:.2f} s inverting: real-time factor {rtf}")
 
 
 def _frames(first: int, k: int) -> str:

@@ -271,7 +271,7 @@ def wav_stream_header(sample_rate: int, subtype: str = "FLOAT", channels: int = 
     writes to a pipe; readers then read to the end of the stream).
 
     ``PCM_16``/``PCM_24``: format 1 (PCM), a 16-byte ``fmt``, 44 bytes in all (Python's
-    :mod:`wave` reads them); ``FLOAT``: format 3 (IEEE float) with the 18-byte ``fmt`` (its
+    ``wave`` reads them); ``FLOAT``: format 3 (IEEE float) with the 18-byte ``fmt`` (its
     ``cbSize`` 0) that non-PCM formats carry, 46 bytes.
 
     >>> h = wav_stream_header(22050, "PCM_16")
