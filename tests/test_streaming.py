@@ -241,3 +241,23 @@ def test_block_kernels_equal_their_torch_twin_in_float64(speech_mag, rule):
                 got[fused] = (y, c.X.clone(), c.acc.clone())
             for a, b in zip(got[True], got[False]):
                 assert float((a - b).abs().max()) <= 1e-12 * float(b.abs().max()), t
+
+
+def test_mel_nnls_kernel_equals_to_linear_frame_by_frame(corpus):
+    """mel -> linear per frame: the numba kernel (banded filterbank) against the torch twin,
+    MelTransform.to_linear on each column, in float64; both for a power-1 and a power-2 mel."""
+    from specinv_cli.dsp.mel import MelTransform
+    from specinv_cli.dsp.stft import jit_ready
+
+    if not jit_ready(torch.float64):
+        pytest.skip("numba kernels unavailable (SPECINV_JIT=0)")
+    x = torch.from_numpy(load_clip(SPEECH, seconds=0.5)).double()
+    for cfg in (load_preset("hifigan-22k"), load_preset("librosa")):  # mel_power 1 and 2
+        op = STFT(cfg, dtype=torch.float64)
+        mt = MelTransform(cfg, dtype=torch.float64)
+        mel = mt(op.forward(x).abs())[:, :12]
+        fast = mt.to_linear_frames(mel, 40)
+        slow = torch.cat([mt.to_linear(mel[:, t:t + 1], 40) for t in range(mel.shape[-1])], dim=-1)
+        assert fast.shape == slow.shape == (op.n_freqs, 12)
+        assert float((fast - slow).abs().max()) <= 1e-10 * float(slow.abs().max())
+        assert float(slow.abs().max()) > 0

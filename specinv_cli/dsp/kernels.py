@@ -27,7 +27,10 @@ steps in one pass, parallel over frames:
 - :func:`block_frames`, :func:`block_impose`: a streaming step's block of a few frames
   (:mod:`specinv_cli.algorithms.online`): the overlap-add rows summed and re-framed under the
   analysis windows; the magnitude imposed with the GLA or FGLA update. Serial (a block is too
-  small to share), twins in that module.
+  small to share), twins in that module;
+- :func:`mel_nnls`: mel -> linear magnitudes frame by frame (the non-negative least squares of
+  :meth:`specinv_cli.dsp.mel.MelTransform.to_linear`, over each band's bins), serial, float64:
+  a stream's mel frames, each on its own.
 
 Everything here works on numpy views of torch CPU tensors (``float32`` or ``float64``; complex
 data as ``[rows, 2 F]`` interleaved real/imaginary). :mod:`specinv_cli.dsp` decides when these
@@ -53,7 +56,7 @@ import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
            "admm_update", "window_magnitude", "residual_grad", "grad_window", "band_project", "band_adjoint",
-           "history_direction", "history_pair", "overlap_add", "block_frames", "block_impose", "set_threads"]
+           "history_direction", "history_pair", "overlap_add", "block_frames", "block_impose", "mel_nnls", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -566,3 +569,60 @@ def block_impose(c, mags, x, aux, alpha, eps, momentum):
                 else:
                     x[b, k, f, 0] = tr
                     x[b, k, f, 1] = ti
+
+
+@_njit_serial
+def mel_nnls(mel, lo, hi, fb, step, n_iter, power, out):
+    """:meth:`~specinv_cli.dsp.mel.MelTransform.to_linear` (its torch twin) row by row:
+    ``out [R, F] <- P ** (1 / power)`` for ``P = argmin_{P >= 0} ||fb P - mel||^2`` by ``n_iter``
+    FISTA steps of size ``step`` from the scaled transpose, for ``mel [R, M]`` and a banded
+    ``fb [M, F]`` (row ``m`` nonzero on ``[lo[m], hi[m])``), float64."""
+    R, M = mel.shape
+    F = fb.shape[1]
+    p = np.empty(F)
+    y = np.empty(F)
+    pn = np.empty(F)
+    g = np.empty(F)
+    r = np.empty(M)
+    tiny = np.finfo(np.float64).tiny
+    for row in range(R):
+        v = mel[row]
+        g[:] = 0.0
+        for m in range(M):
+            for k in range(lo[m], hi[m]):
+                g[k] += fb[m, k] * v[m]
+        for k in range(F):
+            p[k] = max(g[k], 0.0)
+        num = 0.0
+        den = 0.0
+        for m in range(M):
+            e = 0.0
+            for k in range(lo[m], hi[m]):
+                e += fb[m, k] * p[k]
+            num += e * v[m]
+            den += e * e
+        scale = max(num / max(den, tiny), 0.0)
+        for k in range(F):
+            p[k] *= scale
+            y[k] = p[k]
+        t = 1.0
+        for _ in range(n_iter):
+            for m in range(M):
+                e = 0.0
+                for k in range(lo[m], hi[m]):
+                    e += fb[m, k] * y[k]
+                r[m] = e - v[m]
+            g[:] = 0.0
+            for m in range(M):
+                for k in range(lo[m], hi[m]):
+                    g[k] += fb[m, k] * r[m]
+            t_next = (1.0 + np.sqrt(1.0 + 4.0 * t * t)) / 2.0
+            c = (t - 1.0) / t_next
+            for k in range(F):
+                pn[k] = max(y[k] - step * g[k], 0.0)
+                y[k] = pn[k] + c * (pn[k] - p[k])
+                p[k] = pn[k]
+            t = t_next
+        o = out[row]
+        for k in range(F):
+            o[k] = p[k] if power == 1.0 else p[k] ** (1.0 / power)

@@ -199,3 +199,23 @@ class MelTransform:
             y = p_next + ((t - 1) / t_next) * (p_next - p)
             p, t = p_next, t_next
         return p if self.power == 1 else p.pow(1.0 / self.power)
+
+    def to_linear_frames(self, mel: torch.Tensor, n_iter: int = 200) -> torch.Tensor:
+        """:meth:`to_linear` with each frame on its own (``mel [..., n_mels, k]``, float64): a
+        frame's magnitudes then do not depend on the frames beside it (a stream's chunks). On the
+        CPU one serial kernel over each band's bins (:func:`specinv_cli.dsp.kernels.mel_nnls`);
+        elsewhere :meth:`to_linear` column by column (its twin)."""
+        from .stft import filterbank_bands, jit_kernels, jit_ready
+
+        lead, (M, k) = mel.shape[:-2], mel.shape[-2:]
+        F = self.fb.shape[-1]
+        if mel.dtype == torch.float64 and mel.device.type == "cpu" and jit_ready(torch.float64):
+            J, _ = jit_kernels()
+            fb = self.fb.to(torch.float64)
+            lo, hi, w = filterbank_bands(fb)
+            rows = mel.reshape(-1, M, k).transpose(1, 2).reshape(-1, M).contiguous()
+            out = torch.empty(rows.shape[0], F, dtype=torch.float64)
+            J.mel_nnls(rows.numpy(), lo, hi, w, 1.0 / self._lipschitz, int(n_iter), self.power, out.numpy())
+            return out.reshape(-1, k, F).transpose(1, 2).reshape(*lead, F, k)
+        cols = [self.to_linear(mel[..., t:t + 1], n_iter) for t in range(k)]
+        return torch.cat(cols, dim=-1) if cols else mel.new_zeros(*lead, F, 0)

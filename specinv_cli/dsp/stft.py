@@ -44,7 +44,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..config import STFTConfig
 
 __all__ = ["STFT", "Projector", "MagnitudeProjection", "get_window", "WINDOWS", "magnitude_projection",
-           "fit_frames", "set_jit", "jit_enabled", "jit_ready", "jit_scope", "JIT_MIN_WORK", "cosine_taps"]
+           "fit_frames", "set_jit", "jit_enabled", "jit_ready", "jit_scope", "JIT_MIN_WORK", "cosine_taps",
+           "filterbank_bands"]
 
 _JIT: list = []  # [module or None] once resolved
 
@@ -163,6 +164,8 @@ def _smoke_test(J, dt) -> None:
     J.block_frames(rows, 12, 4, np.ones((2, 8), dt), blk)
     c4 = np.ones((1, 2, 5, 2), dt)
     J.block_impose(c4, np.ones((1, 2, 5), dt), c4.copy(), c4.copy(), dt(0.5), dt(1e-15), True)
+    nn = np.empty((1, 5), dt)
+    J.mel_nnls(m[:1, :2].astype(np.float64), lo, hi, m[:2].astype(np.float64), 0.1, 3, 1.0, nn.astype(np.float64))
     if not (np.isfinite(y).all() and np.isfinite(blk).all()):
         raise FloatingPointError("non-finite result")
 
@@ -226,7 +229,7 @@ _PAD_CODES = {"constant": 1, "reflect": 2, "replicate": 3, "circular": 4}  # jit
 _BANDS: dict = {}
 
 
-def _bands(fb: torch.Tensor):
+def filterbank_bands(fb: torch.Tensor):
     """``(lo [M], hi [M], fb as numpy)``: the bins ``[lo, hi)`` where each row of the filterbank
     ``fb [M, F]`` (CPU) is nonzero; cached for the last few filterbanks seen."""
     key = (fb.data_ptr(), fb._version, tuple(fb.shape), fb.dtype)
@@ -887,7 +890,7 @@ class Projector:
         only (kernels :func:`~specinv_cli.dsp.kernels.band_project` / ``band_adjoint``; the torch
         twin is the dense ``matmul``). ``a`` contiguous."""
         J, nchunk = jit_kernels()
-        lo, hi, w = _bands(fb)
+        lo, hi, w = filterbank_bands(fb)
         M, F_ = fb.shape
         out = torch.empty(*a.shape[:-1], F_ if adjoint else M, dtype=a.dtype)
         fn = J.band_adjoint if adjoint else J.band_project
