@@ -7,7 +7,6 @@ import torch
 
 from conftest import load_clip, reference_magnitude
 from specinv_cli.algorithms import pghi as pghi_mod
-from specinv_cli.algorithms import rtpghi as rt
 from specinv_cli.algorithms.pghi import pghi
 from specinv_cli.algorithms.rtpghi import RTPGHIStream, rtpghi, rtpghi_phase
 from specinv_cli.api import spectrogram_of
@@ -182,8 +181,8 @@ def test_plain_python_fallback_matches_numba(op, monkeypatch, corpus):
         calls.append(1)
         return plain(*args)
 
-    monkeypatch.setattr(rt, "_COMPILED", [])
-    monkeypatch.setattr(rt, "numba_room", lambda: False)  # as after numba failed to start
+    monkeypatch.setattr(pghi_mod, "_COMPILED", [])  # pghi guards its kernel for both
+    monkeypatch.setattr(pghi_mod, "numba_room", lambda: False)  # as after numba failed to start
     monkeypatch.setattr(pghi_mod._plain(), "_heap_integrate", counted)
     for la in (0, 1):
         calls.clear()

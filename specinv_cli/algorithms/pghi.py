@@ -60,7 +60,7 @@ from ..dsp.stft import STFT, window_gamma
 from ..util.limits import numba_failed, numba_room, numba_runtime
 from .base import Monitor
 
-__all__ = ["pghi", "pghi_phase", "phase_derivatives"]
+__all__ = ["pghi", "pghi_phase", "phase_derivatives", "integrate_frames", "floor_and_threshold"]
 
 #: This module run again as plain Python (no numba), for when numba cannot compile here.
 _PLAIN = __name__.endswith("._pghi_plain")
@@ -470,23 +470,50 @@ def pghi_phase(mag: torch.Tensor, stft: STFT, *, rel_tol: float = 1e-5,
     (torch.Size([2, 129, 65]), True)
     """
     kw = dict(rel_tol=rel_tol, generator=generator, average=average)
+    return _guarded(lambda: _phase(mag, stft, **kw), lambda: _plain().pghi_phase(mag, stft, **kw))
+
+
+def integrate_frames(s: np.ndarray, fl, t0: int, t1: int, kl: int, kr: int, thr, ta: float, tb: float,
+                     fc: float, average: bool, seed, out: np.ndarray, done: np.ndarray) -> int:
+    """:func:`_heap_integrate` on frames ``t0 .. t1 - 1`` of one item (its arguments, without the
+    scratch, which is this thread's), guarded as :func:`pghi_phase` is: plain Python where numba
+    cannot run. For callers that integrate a few frames at a time (:mod:`.rtpghi`)."""
+    rec, state = _scratch(1, (s.shape[0] + 2) * (t1 - t0 + 2))
+    args = (s, fl, t0, t1, kl, kr, thr, ta, tb, fc, average, seed, out, done)
+    return _guarded(lambda: _heap_integrate(*args, rec[0], state[0]),
+                    lambda: _plain().integrate_frames(*args))
+
+
+def floor_and_threshold(peak: float, rel_tol: float) -> tuple[np.float32, np.float32]:
+    """``(fl, thr)`` of :func:`_heap_integrate` for magnitudes whose largest is ``peak``: the
+    floor of ``s`` in ``log s`` (no huge slopes at near-zeros) and the threshold below which
+    coefficients get random phase (all of them for silence, or no finite peak)."""
+    tiny = float(np.finfo(np.float32).tiny)
+    fl = max(peak * max(float(rel_tol), 1e-10) * 1e-2, tiny) if math.isfinite(peak) else tiny
+    thr = peak * float(rel_tol) if math.isfinite(peak) and peak > 0 else math.inf
+    return np.float32(fl), np.float32(thr)
+
+
+def _guarded(run, plain):
+    """``run()`` on the numba kernel, or ``plain()`` (this module as plain Python) where numba
+    cannot run."""
     if numba is None:
         with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps on purpose
-            return _phase(mag, stft, **kw)
+            return run()
     if not _COMPILED:
         # the first call compiles (or loads from the cache) and brings numba's runtime up:
         # under a tight ulimit -v that fails, or hangs in OpenBLAS, so check the room first
         if not numba_room():
-            return _plain().pghi_phase(mag, stft, **kw)
+            return plain()
         try:
             numba_runtime()
-            out = _phase(mag, stft, **kw)
+            out = run()
         except (OSError, MemoryError, SystemError) as e:
             numba_failed(e)
-            return _plain().pghi_phase(mag, stft, **kw)
+            return plain()
         _COMPILED.append(True)
         return out
-    return _phase(mag, stft, **kw)
+    return run()
 
 
 _COMPILED: list = []
@@ -521,7 +548,6 @@ def _phase(mag, stft, *, rel_tol, generator, average):
     # chunks run on
     s_np = mag.detach().reshape(B, F, T).to(device="cpu", dtype=torch.float32).numpy()
     peaks = [float(x.max()) for x in s_np]
-    tiny = float(np.finfo(np.float32).tiny)
     if generator is None:  # a fixed seed per item: a batch gives what its items give alone
         seeds = [0] * B
     else:
@@ -531,10 +557,7 @@ def _phase(mag, stft, *, rel_tol, generator, average):
     bounds = _chunks(T)
     jobs = [(b, int(t0), int(t1), 0, 0) for b in range(B) for t0, t1 in zip(bounds[:-1], bounds[1:])]
 
-    fls = np.array([max(p * max(float(rel_tol), 1e-10) * 1e-2, tiny) if math.isfinite(p) else tiny
-                    for p in peaks], dtype=np.float32)  # floor of s in log s: no huge slopes
-    thrs = np.array([p * float(rel_tol) if math.isfinite(p) and p > 0 else math.inf  # silence:
-                     for p in peaks], dtype=np.float32)  # all random
+    fls, thrs = (np.array(v, dtype=np.float32) for v in zip(*(floor_and_threshold(p, rel_tol) for p in peaks)))
     seeds = np.array(seeds, dtype=np.int64)
     threads = torch.get_num_threads()
 

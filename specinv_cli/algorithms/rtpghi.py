@@ -44,8 +44,7 @@ import numpy as np
 import torch
 
 from ..dsp.stft import STFT, window_gamma
-from ..util.limits import numba_failed, numba_room, numba_runtime
-from . import pghi as _pghi
+from .pghi import floor_and_threshold, integrate_frames
 from .base import Monitor
 
 __all__ = ["RTPGHIStream", "rtpghi", "rtpghi_phase", "DEFAULT_REL_TOL"]
@@ -53,37 +52,6 @@ __all__ = ["RTPGHIStream", "rtpghi", "rtpghi_phase", "DEFAULT_REL_TOL"]
 #: Default tolerance, relative to the window's largest magnitude: on the corpus the spectral
 #: convergence is flat from 1e-4 down to 0 and worsens from 1e-3 up; 1e-5 as :mod:`.pghi`.
 DEFAULT_REL_TOL = 1e-5
-
-_TINY = float(np.finfo(np.float32).tiny)
-_COMPILED: list = []
-
-
-def _integrate(*args) -> None:
-    """pghi's ``_heap_integrate`` on one window; its plain-Python twin where numba cannot run
-    (the first call compiles or loads numba's cache, guarded as in :func:`.pghi.pghi_phase`)."""
-    if _pghi.numba is None:
-        with np.errstate(over="ignore"):  # the hash's uint64 arithmetic wraps on purpose
-            _pghi._heap_integrate(*args)
-        return
-    if not _COMPILED:
-        if not numba_room():
-            _plain_integrate(*args)
-            return
-        try:
-            numba_runtime()
-            _pghi._heap_integrate(*args)
-        except (OSError, MemoryError, SystemError) as e:
-            numba_failed(e)
-            _plain_integrate(*args)
-            return
-        _COMPILED.append(True)
-        return
-    _pghi._heap_integrate(*args)
-
-
-def _plain_integrate(*args) -> None:
-    with np.errstate(over="ignore"):
-        _pghi._plain()._heap_integrate(*args)
 
 
 class RTPGHIStream:
@@ -214,20 +182,14 @@ class RTPGHIStream:
         if known:
             out[:, :, 0] = self._phase
             done[:, :, 0] = self._known
-        rec, state = _pghi._scratch(1, (F + 2) * (kl + 3))
         ta, tb, fc = self._steps
         # the seed is the absolute frame index: (seed << 32) ^ (m T + t) never repeats
         seed = np.int64(k & 0xFFFFFFFF)
-        tol = self.rel_tol
         peaks = s.reshape(B, -1).max(axis=1)
         for b in range(B):
-            p = float(peaks[b])
-            # pghi's floor of s in log s (no huge slopes at near-zeros) and threshold, relative
-            # to the window's largest magnitude; silence (or no finite peak): all random
-            fl = np.float32(max(p * max(tol, 1e-10) * 1e-2, _TINY) if math.isfinite(p) else _TINY)
-            thr = np.float32(p * tol if math.isfinite(p) and p > 0 else math.inf)
-            _integrate(s[b], fl, 0, kl + 1, kl, 0, thr, ta, tb, fc, True, seed, out[b], done[b],
-                       rec[0], state[0])
+            # pghi's floor and threshold, relative to the window's largest magnitude
+            fl, thr = floor_and_threshold(float(peaks[b]), self.rel_tol)
+            integrate_frames(s[b], fl, 0, kl + 1, kl, 0, thr, ta, tb, fc, True, seed, out[b], done[b])
         self._phase[...] = out[:, :, kl]
         self._known[...] = done[:, :, kl]
         return self._phase.copy()
