@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-from .algorithms.online import OnlineStream, latency_samples
+from .algorithms.online import OnlineStream, iterations_per_step, latency_samples
 from .config import STFTConfig, load_preset
 from .dsp.stft import STFT
 
@@ -169,15 +169,18 @@ class StreamingInverter:
     @staticmethod
     def look_ahead_for(latency_ms: float, config: Any, method: str | None = None) -> int:
         """The largest look-ahead whose algorithmic latency is at most ``latency_ms``."""
+        ms = float(latency_ms)
+        if not (math.isfinite(ms) and ms >= 0):
+            raise ValueError(f"a latency must be a finite number of milliseconds >= 0, got {latency_ms!r}")
         cfg = _config(config)
         name, _, _ = stream_defaults(method)
         op = STFT(cfg)
         most = STREAM_METHODS[name][2]
-        budget = float(latency_ms) * cfg.sample_rate / 1000.0
+        budget = ms * cfg.sample_rate / 1000.0
         la = math.floor((budget - op.n_fft) / op.hop + 1 + 1e-9)
         if most is not None:
             la = min(la, most)
-        if la < 0 or not math.isfinite(budget):
+        if la < 0:
             least = 1000.0 * latency_samples(op.n_fft, op.hop, 0) / cfg.sample_rate
             raise ValueError(f"no look-ahead of {name} fits {latency_ms:g} ms with n_fft {op.n_fft}, hop {op.hop} "
                              f"at {cfg.sample_rate} Hz: the least latency is {least:.1f} ms (look-ahead 0)")
@@ -258,7 +261,7 @@ class StreamingInverter:
             init_la = 1 if la >= 2 else 0
             block = la - init_la
             self._phase = RTPGHIStream(self.stft, look_ahead=init_la, batch=B)
-        steps = -(-it // (block + 1)) if it > 0 else 0
+        steps = iterations_per_step(it, block, at_least_one=rule == "gla")  # rtisi-la: as offline
         self._engine = OnlineStream(self.stft, look_ahead=block, iterations=steps, rule=rule, batch=B,
                                     **_OPTIONS[rule])
 

@@ -63,7 +63,7 @@ def test_samples_do_not_depend_on_frames_beyond_the_look_ahead(corpus, method, l
 def test_offline_rtisi_la_is_the_stream(speech_mag):
     """``-m rtisi-la`` and the streaming rtisi-la share one implementation (issue: one code)."""
     op = STFT(STFTConfig())
-    for la, n in ((3, 8), (1, 5), (0, 2)):
+    for la, n in ((3, 8), (1, 5), (0, 2), (3, 0)):  # n 0: one iteration a step, as offline
         off = rtisi_la(speech_mag, op, n_iter=n, look_ahead=la)
         assert torch.equal(off, stream(speech_mag, 4, method="rtisi-la", look_ahead=la, n_iter=n))
 
@@ -79,6 +79,9 @@ def test_latency_figures_and_look_ahead_for_a_budget():
     assert StreamingInverter.look_ahead_for(1000.0, "default", "rtpghi") == 1  # rtpghi has at most 1
     with pytest.raises(ValueError, match="least latency is 34.8 ms"):
         StreamingInverter.look_ahead_for(30.0, "default")
+    for bad in (float("inf"), float("nan"), -1.0):
+        with pytest.raises(ValueError, match="finite number of milliseconds"):
+            StreamingInverter.look_ahead_for(bad, "default")
 
 
 def test_streams_in_a_batch_are_independent(corpus):

@@ -48,7 +48,7 @@ import torch
 
 from ..dsp.stft import STFT, fit_frames, jit_kernels, jit_ready
 
-__all__ = ["OnlineStream", "online", "latency_samples", "asymmetric_windows", "RULES"]
+__all__ = ["OnlineStream", "online", "iterations_per_step", "latency_samples", "asymmetric_windows", "RULES"]
 
 RULES = ("gla", "fgla", "raar", "dm")
 #: Steps between two copies of the sliding buffers back to their start.
@@ -267,10 +267,6 @@ class OnlineStream:
         return self._Xb.narrow(1, self._head, self.K)
 
     @property
-    def mags(self) -> torch.Tensor:
-        return self._Mb.narrow(1, self._head, self.K)
-
-    @property
     def acc(self) -> torch.Tensor:
         """The committed overlap-add from the block's first sample on, ``[B, span + hop]`` (a view)."""
         return self._Cb.narrow(1, self._head * self.S, self.span + self.S)
@@ -346,11 +342,11 @@ class OnlineStream:
         if self._fused is None:
             self._fused = (self.rule in ("gla", "fgla") and self._Xb.device.type == "cpu"
                            and self.iterations > 0 and jit_ready(self.real))
-        for it in range(self.iterations if self._fused else 0):
-            self._fused_iteration(X, mags, aux, ana_0 if it == 0 else ana_it)
-        for it in range(0 if self._fused else self.iterations):
+        for it in range(self.iterations):
             ana = ana_0 if it == 0 else ana_it
-            if self.rule == "gla":
+            if self._fused:
+                self._fused_iteration(X, mags, aux, ana)
+            elif self.rule == "gla":
                 Y = self._impose(self._consistent(Y, ana), mags)
             elif self.rule == "fgla":
                 t = self._impose(self._consistent(Y, ana), mags)
@@ -383,15 +379,22 @@ class OnlineStream:
         return out
 
 
+def iterations_per_step(n_iter: int, look_ahead: int, at_least_one: bool) -> int:
+    """Iterations on the block per step for ``n_iter`` updates per frame in all (a frame is in
+    the block for ``look_ahead + 1`` steps): ``ceil(n_iter / (look_ahead + 1))``. With
+    ``at_least_one`` never 0 (RTISI-LA's frames enter empty: without an iteration they stay so)."""
+    k = -(-int(n_iter) // (look_ahead + 1)) if n_iter > 0 else 0
+    return max(k, 1) if at_least_one else k
+
+
 def online(mag: torch.Tensor, stft: STFT, *, n_iter: int = 8, init: torch.Tensor | None = None,
            length: int | None = None, look_ahead: int = 3, rule: str = "gla",
-           phase_fn: Callable[[torch.Tensor], torch.Tensor] | None = None, on_step=None,
-           **options) -> torch.Tensor:
+           on_step: Callable | None = None, **options) -> torch.Tensor:
     """A whole spectrogram through :class:`OnlineStream`, frame by frame: ``mag [..., F, T]`` ->
-    waveform ``[..., length]``. ``n_iter``: updates per frame in all (``ceil(n_iter / (LA + 1))``
-    iterations per step); ``init``: complex start whose phase each entering frame takes (else
-    ``phase_fn(mag)`` if given, else empty frames). ``on_step(frames_committed, estimate)``, when
-    given, is called after each step with a function giving the partial estimate's magnitude."""
+    waveform ``[..., length]``. ``n_iter``: updates per frame in all (at least one iteration per
+    step, :func:`iterations_per_step`); ``init``: complex start whose phase each entering frame
+    takes (else the frames enter empty). ``on_step(frames_committed, estimate)``, when given, is
+    called after each step with a function giving the partial estimate's magnitude."""
     lead, (F_, T) = mag.shape[:-2], mag.shape[-2:]
     if length is None:
         length = stft.default_length(T)
@@ -401,11 +404,8 @@ def online(mag: torch.Tensor, stft: STFT, *, n_iter: int = 8, init: torch.Tensor
     if init is not None:
         c = init.reshape(B, F_, T).to(stft.window.dtype.to_complex())
         phase = c / c.abs().clamp_min(torch.finfo(stft.window.dtype).tiny ** 0.5)
-    elif phase_fn is not None:
-        phase = phase_fn(m)
-    K = look_ahead + 1
-    s = OnlineStream(stft, look_ahead=look_ahead, iterations=max(-(-int(n_iter) // K), 1), rule=rule,
-                     batch=B, **options)
+    s = OnlineStream(stft, look_ahead=look_ahead, iterations=iterations_per_step(n_iter, look_ahead, True),
+                     rule=rule, batch=B, **options)
     outs = []
     for t in range(T):
         outs.append(s.step(m[:, :, t], None if phase is None else phase[:, :, t]))
