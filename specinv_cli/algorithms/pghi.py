@@ -475,7 +475,7 @@ def pghi_phase(mag: torch.Tensor, stft: STFT, *, rel_tol: float = 1e-5,
 
 def integrate_frames(s: np.ndarray, fl, t0: int, t1: int, kl: int, kr: int, thr, ta: float, tb: float,
                      fc: float, average: bool, seed, out: np.ndarray, done: np.ndarray) -> int:
-    """:func:`_heap_integrate` on frames ``t0 .. t1 - 1`` of one item (its arguments, without the
+    """The heap kernel (``_heap_integrate``) on frames ``t0 .. t1 - 1`` of one item (its arguments, without the
     scratch, which is this thread's), guarded as :func:`pghi_phase` is: plain Python where numba
     cannot run. For callers that integrate a few frames at a time (:mod:`.rtpghi`)."""
     rec, state = _scratch(1, (s.shape[0] + 2) * (t1 - t0 + 2))
@@ -485,7 +485,7 @@ def integrate_frames(s: np.ndarray, fl, t0: int, t1: int, kl: int, kr: int, thr,
 
 
 def floor_and_threshold(peak: float, rel_tol: float) -> tuple[np.float32, np.float32]:
-    """``(fl, thr)`` of :func:`_heap_integrate` for magnitudes whose largest is ``peak``: the
+    """``(fl, thr)`` of the heap kernel for magnitudes whose largest is ``peak``: the
     floor of ``s`` in ``log s`` (no huge slopes at near-zeros) and the threshold below which
     coefficients get random phase (all of them for silence, or no finite peak)."""
     tiny = float(np.finfo(np.float32).tiny)
