@@ -181,9 +181,10 @@ class OnlineStream:
         self._Cb = torch.zeros(B, self.span + S * (SLACK + 1), device=dev, dtype=real)  # committed OLA
         self._head = 0
         self._fused: bool | None = None  # the numba kernels for the block (decided at the first step)
-        self._frames: torch.Tensor | None = None
-        # Overlap-add as one windowed write and one sum: frame k goes to row k at offset k hop
-        # (a strided view; the rest of those rows stays zero), the committed part to row K.
+        self._np: dict | None = None  # their numpy views of the buffers (made at the first fused step)
+        # The torch path's overlap-add as one windowed write and one sum: frame k goes to row k
+        # at offset k hop (a strided view; the rest of those rows stays zero), the committed part
+        # to row K. (The kernels read the committed part where it is.)
         rows = self.span + S
         self._rows = torch.zeros(B, K + 1, rows, device=dev, dtype=real)
         self._placed = self._rows.as_strided((B, K, N), ((K + 1) * rows, rows + S, 1))
@@ -243,7 +244,9 @@ class OnlineStream:
         w = self._windows.get(key)
         if w is None:
             inv_e = self._inv_slice(p, self.span).unfold(-1, self.N, self.S)  # [K, N]
-            w = self._windows[key] = (inv_e * self._ana, inv_e * self._ana_empty)
+            a, e = inv_e * self._ana, inv_e * self._ana_empty
+            w = self._windows[key] = (a, e, a.numpy() if a.device.type == "cpu" else None,
+                                      e.numpy() if e.device.type == "cpu" else None)
         return w
 
     def _inverse(self, e: torch.Tensor) -> torch.Tensor:
@@ -304,24 +307,76 @@ class OnlineStream:
         # batch would then not give what it gives alone
         return c * (mags / c.abs().clamp_min(self.eps))
 
-    def _fused_iteration(self, X: torch.Tensor, mags: torch.Tensor, aux: torch.Tensor | None,
-                         ana: torch.Tensor) -> None:
-        """One gla/fgla iteration on the numba kernels, in place in the buffers (the torch code
-        in :meth:`_step` is its twin)."""
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_np"] = None  # numpy views of the buffers: a copy makes its own
+        return state
+
+    def _views(self) -> dict:
+        """Numpy views of the buffers and scratch for the numba kernels (made once)."""
+        if self._np is None:
+            B, K, N, F, dev = self.batch, self.K, self.N, self.stft.n_freqs, self._Xb.device
+            y = torch.empty(B, K, N, dtype=self.real, device=dev)  # the block's inverse FFTs
+            y1 = torch.empty(B, N, dtype=self.real, device=dev)  # the committed frame's
+            fr = torch.empty(B, K, N, dtype=self.real, device=dev)  # the re-analysis frames
+            c = torch.empty(B, K, F, dtype=self.cplx, device=dev)  # their FFTs
+            x = torch.view_as_real(self._Xb).numpy()
+            one = np.array(1, dtype=y.numpy().dtype).dtype.type
+            self._np = dict(
+                y=y, y1=y1, fr=fr, c=c, y_=y.numpy(), y1_=y1.numpy(), fr_=fr.numpy(),
+                c_=torch.view_as_real(c).numpy(), x_=x, m_=self._Mb.numpy(), C_=self._Cb.numpy(),
+                a_=x if self._Ab is None else torch.view_as_real(self._Ab).numpy(), wsyn_=self.wsyn.numpy(),
+                zero_=np.zeros((B, F, 2), dtype=y.numpy().dtype), alpha=one(self.alpha), eps=one(self.eps),
+                inv={})
+        return self._np
+
+    def _step_fused(self, mag: torch.Tensor, phase: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_step` for gla/fgla on the numba kernels (the torch code there is its twin)."""
         J, _ = jit_kernels()
-        if self._frames is None:
-            self._frames = torch.empty(self.batch, self.K, self.N, dtype=self.real, device=X.device)
-            self._one = np.array(1, dtype=self._frames.numpy().dtype).dtype.type
-        torch.mul(torch.fft.irfft(X, n=self.N, dim=-1), self.wsyn, out=self._placed)
-        J.block_frames(self._rows.numpy(), self.span, self.S, ana.numpy(), self._frames.numpy())
-        c = torch.fft.rfft(self._frames, dim=-1)
-        x = torch.view_as_real(X).numpy()
+        v = self._views()
+        S, N, K, h = self.S, self.N, self.K, self._head
         fgla = self.rule == "fgla"
-        J.block_impose(torch.view_as_real(c).numpy(), mags.numpy(), x,
-                       torch.view_as_real(aux).numpy() if fgla else x, self._one(self.alpha),
-                       self._one(self.eps), fgla)
+        # C-contiguous, as the kernels were compiled for (a frame may be a column of a push)
+        m = np.ascontiguousarray(mag.detach().to(self.real).numpy())
+        ph = (v["zero_"] if phase is None
+              else np.ascontiguousarray(torch.view_as_real(phase.detach().to(self.cplx)).numpy()))
+        J.block_enter(m, ph, phase is not None, h + K - 1, v["m_"], v["x_"], v["a_"], fgla)
+        p = (self.steps - self.LA) * S  # real position of the block's first sample
+        win = self._block_windows(p)
+        X = self._Xb.narrow(1, h, K)
+        y, fr, c, y_, fr_, c_ = v["y"], v["fr"], v["c"], v["y_"], v["fr_"], v["c_"]
+        for it in range(self.iterations):
+            ana = win[3] if it == 0 and phase is None else win[2]
+            torch.fft.irfft(X, n=N, dim=-1, out=y)
+            J.block_frames(y_, v["wsyn_"], v["C_"], h * S, S, ana, fr_)
+            torch.fft.rfft(fr, dim=-1, out=c)
+            J.block_impose(c_, v["m_"], v["x_"], v["a_"], h, v["alpha"], v["eps"], fgla)
+        # the committed frame: for fgla the last magnitude-consistent estimate
+        oldest = (self._Ab if fgla and self.iterations else self._Xb).select(1, h)
+        torch.fft.irfft(oldest, n=N, dim=-1, out=v["y1"])
+        key = self._offset(p) if p >= 0 else p
+        inv = v["inv"].get(key)
+        if inv is None:
+            inv = v["inv"][key] = self._inv_slice(p, S).numpy()
+        out = torch.empty(self.batch, S, dtype=self.real, device=self._Xb.device)
+        J.block_commit(v["y1_"], v["wsyn_"], v["C_"], h * S, inv, out.numpy())
+        return self._finish(out)
+
+    def _finish(self, out: torch.Tensor) -> torch.Tensor:
+        """End of a step: the block slides on; the samples before the output's start dropped."""
+        self.steps += 1
+        self._advance()  # the oldest frame is committed; the next one enters at the end
+        if self._skip:
+            k = min(self._skip, self.S)
+            self._skip -= k
+            out = out[:, k:]
+        return out
 
     def _step(self, mag: torch.Tensor, phase: torch.Tensor | None) -> torch.Tensor:
+        if self._fused is None:
+            self._fused = self.rule in ("gla", "fgla") and self._Xb.device.type == "cpu" and jit_ready(self.real)
+        if self._fused:
+            return self._step_fused(mag, phase)
         S, N, K = self.S, self.N, self.K
         h = self._head
         mags, X = self._Mb.narrow(1, h, K), self._Xb.narrow(1, h, K)
@@ -334,19 +389,14 @@ class OnlineStream:
             self._Ab.select(1, h + K - 1).copy_(X.select(1, K - 1))
         acc = self.acc
         self._rows.select(1, K).narrow(1, 0, self.span).copy_(acc.narrow(1, 0, self.span))  # committed OLA
-        ana_it, ana_empty = self._block_windows((self.steps - self.LA) * S)
+        ana_it, ana_empty = self._block_windows((self.steps - self.LA) * S)[:2]
         ana_0 = ana_empty if phase is None else ana_it
         aux = None if self._Ab is None else self._Ab.narrow(1, h, K)
         g = None
         Y = X
-        if self._fused is None:
-            self._fused = (self.rule in ("gla", "fgla") and self._Xb.device.type == "cpu"
-                           and self.iterations > 0 and jit_ready(self.real))
         for it in range(self.iterations):
             ana = ana_0 if it == 0 else ana_it
-            if self._fused:
-                self._fused_iteration(X, mags, aux, ana)
-            elif self.rule == "gla":
+            if self.rule == "gla":
                 Y = self._impose(self._consistent(Y, ana), mags)
             elif self.rule == "fgla":
                 t = self._impose(self._consistent(Y, ana), mags)
@@ -359,7 +409,7 @@ class OnlineStream:
                 aux = g
         if Y is not X:
             X.copy_(Y)
-        if aux is not None and self.iterations and not self._fused:
+        if aux is not None and self.iterations:
             self._Ab.narrow(1, h, K).copy_(aux)
         if self.rule == "fgla" and self.iterations:
             oldest = aux.select(1, 0)  # the last T (magnitude-consistent)
@@ -370,13 +420,7 @@ class OnlineStream:
         acc.narrow(1, 0, N).add_(torch.fft.irfft(oldest, n=N, dim=-1).mul_(self.wsyn))
         # samples at buffer positions steps*hop .. + hop are final: no later frame reaches them
         out = acc.narrow(1, 0, S) * self._inv_slice((self.steps - self.LA) * S, S)
-        self.steps += 1
-        self._advance()  # the oldest frame is committed; the next one enters at the end
-        if self._skip:
-            k = min(self._skip, S)
-            self._skip -= k
-            out = out[:, k:]
-        return out
+        return self._finish(out)
 
 
 def iterations_per_step(n_iter: int, look_ahead: int, at_least_one: bool) -> int:

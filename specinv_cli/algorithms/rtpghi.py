@@ -146,7 +146,8 @@ class RTPGHIStream:
         """One frame ``[B, F]`` float32 in; the new phase ``[B, F]`` (a new array) or None."""
         self._check_open()
         s = self._s
-        s[:, :, :-1] = s[:, :, 1:]
+        for j in range(s.shape[-1] - 1):  # column by column: an overlapping slice copies twice
+            s[:, :, j] = s[:, :, j + 1]
         s[:, :, -1] = frame
         self._n += 1
         k = self._n - 1 - self.look_ahead  # the frame whose phase is due

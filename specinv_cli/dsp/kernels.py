@@ -24,10 +24,11 @@ steps in one pass, parallel over frames:
   history's products with the new gradient), one pass each (twins in :mod:`.curvature`);
 - :func:`overlap_add`: windowed overlap-add, inverse window-square envelope, the padding
   rewrite and (for FGLA) the momentum step on the signal, in one pass;
-- :func:`block_frames`, :func:`block_impose`: a streaming step's block of a few frames
-  (:mod:`specinv_cli.algorithms.online`): the overlap-add rows summed and re-framed under the
-  analysis windows; the magnitude imposed with the GLA or FGLA update. Serial (a block is too
-  small to share), twins in that module;
+- :func:`block_enter`, :func:`block_frames`, :func:`block_impose`, :func:`block_commit`: a
+  streaming step's block of a few frames (:mod:`specinv_cli.algorithms.online`): a frame enters;
+  the block's inverse FFTs overlap-added onto the committed part and re-framed under the analysis
+  windows; the magnitude imposed with the GLA or FGLA update; the oldest frame committed and the
+  final samples out. Serial (a block is too small to share), twins in that module;
 - :func:`mel_nnls`: mel -> linear magnitudes frame by frame (the non-negative least squares of
   :meth:`specinv_cli.dsp.mel.MelTransform.to_linear`, over each band's bins), serial, float64:
   a stream's mel frames, each on its own.
@@ -56,7 +57,8 @@ import numpy as np
 
 __all__ = ["project", "project_into", "window_conv", "window_conv_project", "agla_update", "raar_update",
            "admm_update", "window_magnitude", "residual_grad", "grad_window", "band_project", "band_adjoint",
-           "history_direction", "history_pair", "overlap_add", "block_frames", "block_impose", "mel_nnls", "set_threads"]
+           "history_direction", "history_pair", "overlap_add", "block_enter", "block_frames", "block_impose",
+           "block_commit", "mel_nnls", "set_threads"]
 
 _OPTS = dict(parallel=True, fastmath=True, error_model="numpy", boundscheck=False, nogil=True)
 
@@ -525,50 +527,93 @@ def history_pair(W, k, d, t, g, gn, P, acc, nchunk):
 
 
 @_njit_serial
-def block_frames(rows, span, hop, ana, out):
-    """``out[b, k, n] <- ana[k, n] * sum_r rows[b, r, k hop + n]`` for ``rows [B, R, >= span]``
-    (the block's frames placed at their offsets, and the committed overlap-add), ``ana [K, N]``,
-    ``out [B, K, N]``: the re-analysis frames of the block's consistent signal."""
-    B, R = rows.shape[0], rows.shape[1]
-    K, N = ana.shape
-    seg = np.empty(span, dtype=rows.dtype)
+def block_enter(mag, phase, with_phase, i, mags, x, aux, with_aux):
+    """A frame enters a streaming block at slot ``i``: ``mags[b, i] <- mag[b]``, ``x[b, i] <-
+    phase[b] * mag[b]`` (``0`` without ``with_phase``), and ``aux[b, i] <- x[b, i]`` with
+    ``with_aux``. ``mag [B, F]``, ``phase [B, F, 2]`` (real/imaginary), ``mags [B, S, F]``,
+    ``x``, ``aux [B, S, F, 2]`` (the stream's buffers)."""
+    B, F = mag.shape
     for b in range(B):
-        for j in range(span):
-            seg[j] = rows[b, 0, j]
-        for r in range(1, R):
-            x = rows[b, r]
-            for j in range(span):
-                seg[j] += x[j]
-        for k in range(K):
-            o = out[b, k]
-            a = ana[k]
-            base = k * hop
-            for n in range(N):
-                o[n] = a[n] * seg[base + n]
+        for f in range(F):
+            m = mag[b, f]
+            mags[b, i, f] = m
+            re = phase[b, f, 0] * m if with_phase else m * 0
+            im = phase[b, f, 1] * m if with_phase else m * 0
+            x[b, i, f, 0] = re
+            x[b, i, f, 1] = im
+            if with_aux:
+                aux[b, i, f, 0] = re
+                aux[b, i, f, 1] = im
 
 
 @_njit_serial
-def block_impose(c, mags, x, aux, alpha, eps, momentum):
+def block_frames(y, wsyn, acc, off, hop, ana, out):
+    """The re-analysis frames of a streaming block's consistent signal: ``out[b, k, n] <- ana[k,
+    n] seg[b, k hop + n]``, ``seg[b] = sum_k OLA(wsyn y[b, k]) + acc[b, off : off + span]``, for
+    the block's inverse FFTs ``y [B, K, N]``, the synthesis window ``wsyn [N]``, the committed
+    overlap-add ``acc [B, >= off + span]`` and the analysis windows ``ana [K, N]`` (``span = (K -
+    1) hop + N``); ``out [B, K, N]``."""
+    B, K, N = y.shape
+    span = (K - 1) * hop + N
+    seg = np.empty(span, dtype=y.dtype)
+    for b in range(B):
+        for j in range(span):
+            seg[j] = 0
+        for k in range(K):
+            base = k * hop
+            yk = y[b, k]
+            for n in range(N):
+                seg[base + n] += wsyn[n] * yk[n]
+        a = acc[b]
+        for j in range(span):
+            seg[j] += a[off + j]
+        for k in range(K):
+            o = out[b, k]
+            w = ana[k]
+            base = k * hop
+            for n in range(N):
+                o[n] = w[n] * seg[base + n]
+
+
+@_njit_serial
+def block_impose(c, mags, x, aux, h, alpha, eps, momentum):
     """The block's update after its re-analysis ``c [B, K, F, 2]`` (real/imaginary): ``t =
     (c + eps) * mags / max(|c + eps|, eps)``; without ``momentum`` ``x <- t``, with it
-    ``x <- t + alpha (t - aux)`` and ``aux <- t`` (FGLA). ``mags [B, K, F]``; ``x``, ``aux`` like
-    ``c`` (strided views of the stream's buffers)."""
-    B, K, F = mags.shape
+    ``x <- t + alpha (t - aux)`` and ``aux <- t`` (FGLA), on the block's slots ``h .. h + K - 1``
+    of the stream's buffers ``mags [B, S, F]``, ``x``, ``aux [B, S, F, 2]``."""
+    B, K, F = c.shape[0], c.shape[1], c.shape[2]
     for b in range(B):
         for k in range(K):
+            i = h + k
             for f in range(F):
                 re = c[b, k, f, 0] + eps
                 im = c[b, k, f, 1]
-                s = mags[b, k, f] / max(np.sqrt(re * re + im * im), eps)
+                s = mags[b, i, f] / max(np.sqrt(re * re + im * im), eps)
                 tr, ti = re * s, im * s
                 if momentum:
-                    x[b, k, f, 0] = tr + alpha * (tr - aux[b, k, f, 0])
-                    x[b, k, f, 1] = ti + alpha * (ti - aux[b, k, f, 1])
-                    aux[b, k, f, 0] = tr
-                    aux[b, k, f, 1] = ti
+                    x[b, i, f, 0] = tr + alpha * (tr - aux[b, i, f, 0])
+                    x[b, i, f, 1] = ti + alpha * (ti - aux[b, i, f, 1])
+                    aux[b, i, f, 0] = tr
+                    aux[b, i, f, 1] = ti
                 else:
-                    x[b, k, f, 0] = tr
-                    x[b, k, f, 1] = ti
+                    x[b, i, f, 0] = tr
+                    x[b, i, f, 1] = ti
+
+
+@_njit_serial
+def block_commit(y, wsyn, acc, off, inv, out):
+    """A streaming block's oldest frame committed: ``acc[b, off + n] += wsyn[n] y[b, n]`` for its
+    inverse FFT ``y [B, N]``, then the final samples ``out[b, j] <- acc[b, off + j] inv[j]``
+    (``inv [H]``, the inverse envelope there; ``out [B, H]``)."""
+    B, N = y.shape
+    H = out.shape[1]
+    for b in range(B):
+        a = acc[b]
+        yb = y[b]
+        for n in range(N):
+            a[off + n] += wsyn[n] * yb[n]
+        for j in range(H):
+            out[b, j] = a[off + j] * inv[j]
 
 
 @_njit_serial

@@ -159,11 +159,15 @@ def _smoke_test(J, dt) -> None:
     y = np.ones((1, 16), dt)
     one = np.ones(1, np.int64)
     J.overlap_add(fr, np.ones(8, dt), np.ones((1, 16), dt), y, y.copy(), 4, 0.5, True, 4, one * 8, one * 16, 2, 2)
-    rows = np.ones((1, 2, 12), dt)
+    # the streaming block's kernels, with the argument types (C-contiguous) the stream passes
     blk = np.empty((1, 2, 8), dt)
-    J.block_frames(rows, 12, 4, np.ones((2, 8), dt), blk)
+    J.block_frames(np.ones((1, 2, 8), dt), np.ones(8, dt), np.ones((1, 16), dt), 2, 4, np.ones((2, 8), dt), blk)
     c4 = np.ones((1, 2, 5, 2), dt)
-    J.block_impose(c4, np.ones((1, 2, 5), dt), c4.copy(), c4.copy(), dt(0.5), dt(1e-15), True)
+    m3 = np.ones((1, 3, 5), dt)
+    x4 = np.ones((1, 3, 5, 2), dt)
+    J.block_enter(np.ones((1, 5), dt), np.ones((1, 5, 2), dt), True, 2, m3, x4, x4.copy(), True)
+    J.block_impose(c4, m3, x4, x4.copy(), 1, dt(0.5), dt(1e-15), True)
+    J.block_commit(np.ones((1, 8), dt), np.ones(8, dt), y, 2, np.ones(4, dt), np.empty((1, 4), dt))
     nn = np.empty((1, 5), dt)
     J.mel_nnls(m[:1, :2].astype(np.float64), lo, hi, m[:2].astype(np.float64), 0.1, 3, 1.0, nn.astype(np.float64))
     if not (np.isfinite(y).all() and np.isfinite(blk).all()):
