@@ -161,7 +161,7 @@ class OnlineStream:
         env = _causal_envelope(w, S, n_env)
         self._tiny = float(env.max()) * 1e-11
         self._inv_env = self._inverse(env)
-        self._windows: dict = {}  # envelope offset -> the block's analysis windows over E
+        self._windows: dict = {}  # envelope offset -> the block's analysis windows over E, 1 / E
         ana = w.expand(self.K, N).clone()
         ana_empty = ana
         if asymmetric_window:
@@ -236,17 +236,15 @@ class OnlineStream:
         e = self._inv_env[lo:lo + n - front]
         return torch.nn.functional.pad(e, (front, 0)) if front else e
 
-    def _block_windows(self, p: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The block's analysis windows with the dual window's ``1 / E`` folded in, for a block
-        starting at real position ``p``: later iterations', and the first one's for an empty
-        newest frame."""
+    def _block_windows(self, p: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For a block starting at real position ``p``: its analysis windows with the dual
+        window's ``1 / E`` folded in (later iterations', and the first one's for an empty newest
+        frame), and ``1 / E`` on the hop that the step makes final."""
         key = self._offset(p) if p >= 0 else p
         w = self._windows.get(key)
         if w is None:
             inv_e = self._inv_slice(p, self.span).unfold(-1, self.N, self.S)  # [K, N]
-            a, e = inv_e * self._ana, inv_e * self._ana_empty
-            w = self._windows[key] = (a, e, a.numpy() if a.device.type == "cpu" else None,
-                                      e.numpy() if e.device.type == "cpu" else None)
+            w = self._windows[key] = (inv_e * self._ana, inv_e * self._ana_empty, self._inv_slice(p, self.S))
         return w
 
     def _inverse(self, e: torch.Tensor) -> torch.Tensor:
@@ -321,13 +319,12 @@ class OnlineStream:
             fr = torch.empty(B, K, N, dtype=self.real, device=dev)  # the re-analysis frames
             c = torch.empty(B, K, F, dtype=self.cplx, device=dev)  # their FFTs
             x = torch.view_as_real(self._Xb).numpy()
-            one = np.array(1, dtype=y.numpy().dtype).dtype.type
+            one = y.numpy().dtype.type
             self._np = dict(
                 y=y, y1=y1, fr=fr, c=c, y_=y.numpy(), y1_=y1.numpy(), fr_=fr.numpy(),
                 c_=torch.view_as_real(c).numpy(), x_=x, m_=self._Mb.numpy(), C_=self._Cb.numpy(),
                 a_=x if self._Ab is None else torch.view_as_real(self._Ab).numpy(), wsyn_=self.wsyn.numpy(),
-                zero_=np.zeros((B, F, 2), dtype=y.numpy().dtype), alpha=one(self.alpha), eps=one(self.eps),
-                inv={})
+                zero_=np.zeros((B, F, 2), dtype=one), alpha=one(self.alpha), eps=one(self.eps))
         return self._np
 
     def _step_fused(self, mag: torch.Tensor, phase: torch.Tensor | None) -> torch.Tensor:
@@ -342,11 +339,13 @@ class OnlineStream:
               else np.ascontiguousarray(torch.view_as_real(phase.detach().to(self.cplx)).numpy()))
         J.block_enter(m, ph, phase is not None, h + K - 1, v["m_"], v["x_"], v["a_"], fgla)
         p = (self.steps - self.LA) * S  # real position of the block's first sample
-        win = self._block_windows(p)
+        ana_it, ana_empty, inv = self._block_windows(p)
+        ana_later = ana_it.numpy()
+        ana_first = ana_empty.numpy() if phase is None else ana_later
         X = self._Xb.narrow(1, h, K)
         y, fr, c, y_, fr_, c_ = v["y"], v["fr"], v["c"], v["y_"], v["fr_"], v["c_"]
         for it in range(self.iterations):
-            ana = win[3] if it == 0 and phase is None else win[2]
+            ana = ana_first if it == 0 else ana_later
             torch.fft.irfft(X, n=N, dim=-1, out=y)
             J.block_frames(y_, v["wsyn_"], v["C_"], h * S, S, ana, fr_)
             torch.fft.rfft(fr, dim=-1, out=c)
@@ -354,12 +353,8 @@ class OnlineStream:
         # the committed frame: for fgla the last magnitude-consistent estimate
         oldest = (self._Ab if fgla and self.iterations else self._Xb).select(1, h)
         torch.fft.irfft(oldest, n=N, dim=-1, out=v["y1"])
-        key = self._offset(p) if p >= 0 else p
-        inv = v["inv"].get(key)
-        if inv is None:
-            inv = v["inv"][key] = self._inv_slice(p, S).numpy()
         out = torch.empty(self.batch, S, dtype=self.real, device=self._Xb.device)
-        J.block_commit(v["y1_"], v["wsyn_"], v["C_"], h * S, inv, out.numpy())
+        J.block_commit(v["y1_"], v["wsyn_"], v["C_"], h * S, inv.numpy(), out.numpy())
         return self._finish(out)
 
     def _finish(self, out: torch.Tensor) -> torch.Tensor:
@@ -389,7 +384,7 @@ class OnlineStream:
             self._Ab.select(1, h + K - 1).copy_(X.select(1, K - 1))
         acc = self.acc
         self._rows.select(1, K).narrow(1, 0, self.span).copy_(acc.narrow(1, 0, self.span))  # committed OLA
-        ana_it, ana_empty = self._block_windows((self.steps - self.LA) * S)[:2]
+        ana_it, ana_empty, inv = self._block_windows((self.steps - self.LA) * S)
         ana_0 = ana_empty if phase is None else ana_it
         aux = None if self._Ab is None else self._Ab.narrow(1, h, K)
         g = None
@@ -419,7 +414,7 @@ class OnlineStream:
             oldest = X.select(1, 0)
         acc.narrow(1, 0, N).add_(torch.fft.irfft(oldest, n=N, dim=-1).mul_(self.wsyn))
         # samples at buffer positions steps*hop .. + hop are final: no later frame reaches them
-        out = acc.narrow(1, 0, S) * self._inv_slice((self.steps - self.LA) * S, S)
+        out = acc.narrow(1, 0, S) * inv
         return self._finish(out)
 
 
